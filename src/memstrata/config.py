@@ -1,0 +1,70 @@
+"""One settings object, read from code, a TOML file or MEMSTRATA_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from .errors import ConfigError
+
+
+def default_db_path() -> Path:
+    """`$MEMSTRATA_HOME/memstrata.db`, by default `~/.memstrata/memstrata.db`."""
+    home = os.environ.get("MEMSTRATA_HOME")
+    base = Path(home).expanduser() if home else Path.home() / ".memstrata"
+    return base / "memstrata.db"
+
+
+class Settings(BaseSettings):
+    """All of memstrata's settings. Environment variables are `MEMSTRATA_<NAME>` (e.g. MEMSTRATA_DB)."""
+
+    model_config = SettingsConfigDict(env_prefix="MEMSTRATA_", extra="forbid")
+
+    # storage
+    store: Literal["sqlite"] = "sqlite"
+    db: Path = Field(default_factory=default_db_path, description="SQLite database file")
+    sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="FULL: an acknowledged add survives power loss; NORMAL: survives a process crash only"
+    )
+    busy_timeout_ms: int = Field(5_000, ge=0, description="wait this long for another writer before retrying")
+    vector_cache_mb: int = Field(512, ge=0, description="memory for per-scope vector matrices kept between searches")
+
+    # embeddings
+    embedder: Literal["minilm", "openai"] = "minilm"
+    embed_threads: int = Field(1, ge=1, le=256, description="BLAS threads for the local model (1 is fastest on a busy 2-core machine)")
+    embed_batch_size: int = Field(32, ge=1, le=1024)
+    openai_base_url: str = Field("http://127.0.0.1:11434/v1", description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp, OpenAI)")
+    openai_api_key: str | None = None
+    openai_embed_model: str = "nomic-embed-text"
+
+    # retrieval
+    recipe: str = Field("hybrid", description="default retrieval recipe (see memstrata.read.recipes)")
+
+    @classmethod
+    def load(cls, path: str | Path | None = None, **overrides: Any) -> "Settings":
+        """Settings from a TOML file (if given or `MEMSTRATA_CONFIG` is set), then env vars, then `overrides`."""
+        file_values: dict[str, Any] = {}
+        path = path or os.environ.get("MEMSTRATA_CONFIG")
+        if path:
+            p = Path(path).expanduser()
+            try:
+                file_values = tomllib.loads(p.read_text())
+            except FileNotFoundError:
+                raise ConfigError(f"config file {p} does not exist") from None
+            except tomllib.TOMLDecodeError as exc:
+                raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+            file_values = file_values.get("memstrata", file_values)
+        try:
+            env_only = cls()  # env vars and defaults
+            merged = {**file_values, **{k: v for k, v in env_only.model_dump().items() if k in env_only.model_fields_set}}
+            merged.update({k: v for k, v in overrides.items() if v is not None})
+            return cls.model_validate(merged) if merged else env_only
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = ".".join(str(x) for x in err["loc"])
+            raise ConfigError(f"setting {loc}: {err['msg']}", field=loc) from None

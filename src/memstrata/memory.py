@@ -1,0 +1,360 @@
+"""`Memory`, the public face of memstrata, and `AsyncMemory`, its async twin.
+
+One core (sync); the async class runs the same calls in a worker thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence, Union
+
+from . import limits
+from . import validate as check
+from .config import Settings
+from .embed import make_embedder
+from .embed.base import Embedder
+from .embed.cache import CachedEmbedder
+from .errors import ContentTooLarge, InvalidInput, NotFound
+from .ids import new_id
+from .model import AddResult, ContextBlock, Episode, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
+from .read.pack import pack
+from .read.recipes import Recipe, get_recipe
+from .read.search import retrieve
+from .store import open_store
+from .store.base import Store
+from .timeutil import TimeLike, now, to_datetime
+
+#: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
+Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
+
+_MESSAGE_KEYS = {"role", "content", "name", "speaker", "timestamp", "metadata", "kind"}
+
+
+class Memory:
+    """Long-term memory for agents: add what happened, search it, get a context block.
+
+    >>> m = Memory()  # ~/.memstrata/memstrata.db and the bundled embedder
+    >>> m.add("I moved to Lisbon last week", user_id="ana")
+    >>> m.context("where does Ana live?", user_id="ana", budget_tokens=500).text
+    """
+
+    def __init__(
+        self,
+        db: str | Path | None = None,
+        *,
+        settings: Settings | None = None,
+        store: Store | None = None,
+        embedder: Embedder | None = None,
+    ) -> None:
+        self.settings = settings or Settings.load(db=db)
+        if db is not None and settings is not None:
+            self.settings = self.settings.model_copy(update={"db": Path(db)})
+        self.store: Store = store if store is not None else open_store(self.settings)
+        self._embedder_arg = embedder
+        self._embedder: CachedEmbedder | None = None
+        self._embedder_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ plumbing
+
+    @property
+    def embedder(self) -> CachedEmbedder:
+        """The embedder (loaded on first use), with the store's embedding cache in front."""
+        if self._embedder is None:
+            with self._embedder_lock:
+                if self._embedder is None:
+                    inner = self._embedder_arg or make_embedder(self.settings)
+                    self._embedder = CachedEmbedder(inner, self.store)
+        return self._embedder
+
+    def close(self) -> None:
+        """Close the store."""
+        self.store.close()
+
+    def __enter__(self) -> "Memory":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def add(
+        self,
+        messages: Messages,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        timestamp: TimeLike | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> AddResult:
+        """Store messages as L0 episodes (one transaction); searchable as soon as this returns.
+
+        `messages` is a text, a message dict (`role`, `content`, optional `name`/`speaker`,
+        `timestamp`, `metadata`, `kind`) or a list of either. `timestamp` is when it happened
+        (ISO 8601, datetime or epoch seconds; default now); a message's own timestamp wins.
+        """
+        scope = Scope.of(user_id, agent_id, session_id)
+        items = _as_message_list(messages)
+        call_time = check.timestamp(timestamp, "timestamp")
+        call_meta = check.metadata(metadata)
+        stamp = to_datetime(now())
+        episodes: list[Episode] = []
+        for i, msg in enumerate(items):
+            f = f"messages[{i}]"
+            unknown = set(msg) - _MESSAGE_KEYS
+            if unknown:
+                raise InvalidInput(
+                    f"{f} has unknown key(s) {sorted(unknown)}; allowed: {sorted(_MESSAGE_KEYS)}", field=f
+                )
+            content = check.text(msg.get("content"), f"{f}.content")
+            event_time = check.timestamp(msg.get("timestamp"), f"{f}.timestamp") or call_time or stamp
+            meta = check.metadata({**call_meta, **check.metadata(msg.get("metadata"), f"{f}.metadata")}, f"{f}.metadata")
+            episodes.append(
+                Episode(
+                    id=new_id("episode"),
+                    kind=check.optional_name(msg.get("kind"), f"{f}.kind") or "message",
+                    user_id=scope.user_id,
+                    agent_id=scope.agent_id,
+                    session_id=scope.session_id,
+                    role=check.optional_name(msg.get("role"), f"{f}.role") or "user",
+                    speaker=check.optional_name(msg.get("speaker", msg.get("name")), f"{f}.speaker"),
+                    content=content,
+                    event_time=event_time,
+                    created_at=stamp,
+                    updated_at=stamp,
+                    metadata=meta,
+                )
+            )
+        vectors = self.embedder.embed([e.embedding_text for e in episodes])
+        self.store.put(episodes, vectors, self.embedder.name)
+        return AddResult(episodes=episodes)
+
+    def update(
+        self,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> Record:
+        """Change a memory's text and/or metadata; the old text stays in `history()`."""
+        scope = Scope.of(user_id, agent_id)
+        memory_id = check.record_id(memory_id)
+        if content is None and metadata is None:
+            raise InvalidInput("update needs content=... or metadata=...", field="content")
+        new_content = check.text(content, "content") if content is not None else None
+        new_meta = check.metadata(metadata) if metadata is not None else None
+        vector = None
+        if new_content is not None:
+            current = self.get(memory_id, user_id=user_id, agent_id=agent_id)
+            from .model import embedding_text
+
+            vector = self.embedder.embed([embedding_text(current.speaker, new_content)])[0]
+        return self.store.update(
+            memory_id, scope, content=new_content, metadata=new_meta, vector=vector,
+            model=self.embedder.name if vector is not None else None,
+        )
+
+    def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> None:
+        """Erase one memory from every table and index. Raises `NotFound` if it is not in the scope."""
+        scope = Scope.of(user_id, agent_id)
+        memory_id = check.record_id(memory_id)
+        if self.store.delete([memory_id], scope) == 0:
+            raise NotFound(f"no memory {memory_id!r} in scope {scope.label()}")
+
+    def delete_all(
+        self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
+    ) -> int:
+        """Erase every memory in a scope; returns how many were erased."""
+        return self.store.delete_scope(Scope.of(user_id, agent_id, session_id))
+
+    def reset(self) -> None:
+        """Erase every memory of every scope in this store."""
+        self.store.reset()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> Record:
+        """One memory by id; `NotFound` if it does not exist in the scope."""
+        scope = Scope.of(user_id, agent_id)
+        found = self.store.get([check.record_id(memory_id)], scope)
+        if not found:
+            raise NotFound(f"no memory {memory_id!r} in scope {scope.label()}")
+        return found[0]
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        layers: Sequence[int] | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> Page:
+        """Memories in a scope, oldest first; pass `next_cursor` back for the next page."""
+        scope = Scope.of(user_id, agent_id, session_id)
+        filters = SearchFilters(layers=list(layers) if layers is not None else None, include_inactive=True)
+        return self.store.list(scope, filters, limit=check.limit(limit), cursor=cursor)
+
+    def history(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> list[HistoryEvent]:
+        """How one memory changed: created, updated, superseded, ... oldest first."""
+        return self.store.history(check.record_id(memory_id), Scope.of(user_id, agent_id))
+
+    def search(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        limit: int = 10,
+        time_from: TimeLike | None = None,
+        time_to: TimeLike | None = None,
+        filters: Mapping[str, Any] | None = None,
+        layers: Sequence[int] | None = None,
+        recipe: str | Recipe | None = None,
+    ) -> list[SearchHit]:
+        """Memories most relevant to `query` in a scope, best first, with scores and provenance.
+
+        `time_from`/`time_to` bound the event time; `filters` match metadata keys exactly;
+        `recipe` names a retrieval strategy (default from settings: "hybrid" = BM25 + dense, fused).
+        """
+        scope = Scope.of(user_id, agent_id, session_id)
+        query = check.text(query, "query", max_chars=limits.MAX_QUERY_CHARS)
+        search_filters = SearchFilters(
+            time_from=check.timestamp(time_from, "time_from"),
+            time_to=check.timestamp(time_to, "time_to"),
+            metadata=check.metadata_filter(filters),
+            layers=list(layers) if layers is not None else None,
+        )
+        if search_filters.time_from and search_filters.time_to and search_filters.time_from > search_filters.time_to:
+            raise InvalidInput("time_from is after time_to", field="time_from")
+        chosen = get_recipe(recipe, self.settings.recipe)
+        return retrieve(self.store, self.embedder, query, scope, search_filters, check.limit(limit), chosen)
+
+    def context(
+        self,
+        query: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        budget_tokens: int = 1000,
+        time_from: TimeLike | None = None,
+        time_to: TimeLike | None = None,
+        filters: Mapping[str, Any] | None = None,
+        recipe: str | Recipe | None = None,
+    ) -> ContextBlock:
+        """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source."""
+        budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
+        # About one candidate per 10 tokens of budget is enough to fill it with turn-sized memories.
+        candidates = min(limits.MAX_LIMIT, max(20, budget // 10))
+        hits = self.search(
+            query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=candidates,
+            time_from=time_from, time_to=time_to, filters=filters, recipe=recipe,
+        )
+        return pack(query, hits, budget)
+
+    def stats(self, *, user_id: str | None = None, agent_id: str | None = None) -> dict:
+        """Counts per layer and status, and the store's size; for a scope or (no scope) the whole store."""
+        scope = Scope.of(user_id, agent_id) if (user_id or agent_id) else None
+        return self.store.stats(scope)
+
+
+def _as_message_list(messages: Messages) -> list[Mapping[str, Any]]:
+    if isinstance(messages, str) or isinstance(messages, Mapping):
+        messages = [messages]  # type: ignore[list-item]
+    if not isinstance(messages, Sequence):
+        raise InvalidInput(
+            f"messages must be a string, a message dict or a list of them, got {type(messages).__name__}",
+            field="messages",
+        )
+    if not messages:
+        raise InvalidInput("messages is empty; pass at least one message", field="messages")
+    if len(messages) > limits.MAX_ITEMS_PER_ADD:
+        raise ContentTooLarge(
+            f"{len(messages):,} messages in one add; the limit is {limits.MAX_ITEMS_PER_ADD:,} (add in batches)",
+            field="messages",
+        )
+    out: list[Mapping[str, Any]] = []
+    for i, msg in enumerate(messages):
+        if isinstance(msg, str):
+            out.append({"role": "user", "content": msg})
+        elif isinstance(msg, Mapping):
+            out.append(msg)
+        else:
+            raise InvalidInput(
+                f"messages[{i}] must be a string or a dict with 'content', got {type(msg).__name__}",
+                field=f"messages[{i}]",
+            )
+    return out
+
+
+class AsyncMemory:
+    """`Memory` for asyncio code: the same methods, awaitable; work runs in a worker thread."""
+
+    def __init__(self, db: str | Path | None = None, **kwargs: Any) -> None:
+        self.sync = Memory(db, **kwargs)
+
+    async def _run(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def add(self, messages: Messages, **kwargs: Any) -> AddResult:
+        """See `Memory.add`."""
+        return await self._run(self.sync.add, messages, **kwargs)
+
+    async def search(self, query: str, **kwargs: Any) -> list[SearchHit]:
+        """See `Memory.search`."""
+        return await self._run(self.sync.search, query, **kwargs)
+
+    async def context(self, query: str, **kwargs: Any) -> ContextBlock:
+        """See `Memory.context`."""
+        return await self._run(self.sync.context, query, **kwargs)
+
+    async def get(self, memory_id: str, **kwargs: Any) -> Record:
+        """See `Memory.get`."""
+        return await self._run(self.sync.get, memory_id, **kwargs)
+
+    async def list(self, **kwargs: Any) -> Page:
+        """See `Memory.list`."""
+        return await self._run(self.sync.list, **kwargs)
+
+    async def update(self, memory_id: str, **kwargs: Any) -> Record:
+        """See `Memory.update`."""
+        return await self._run(self.sync.update, memory_id, **kwargs)
+
+    async def delete(self, memory_id: str, **kwargs: Any) -> None:
+        """See `Memory.delete`."""
+        return await self._run(self.sync.delete, memory_id, **kwargs)
+
+    async def delete_all(self, **kwargs: Any) -> int:
+        """See `Memory.delete_all`."""
+        return await self._run(self.sync.delete_all, **kwargs)
+
+    async def history(self, memory_id: str, **kwargs: Any) -> list[HistoryEvent]:
+        """See `Memory.history`."""
+        return await self._run(self.sync.history, memory_id, **kwargs)
+
+    async def reset(self) -> None:
+        """See `Memory.reset`."""
+        return await self._run(self.sync.reset)
+
+    async def stats(self, **kwargs: Any) -> dict:
+        """See `Memory.stats`."""
+        return await self._run(self.sync.stats, **kwargs)
+
+    async def close(self) -> None:
+        """Close the store."""
+        await self._run(self.sync.close)
+
+    async def __aenter__(self) -> "AsyncMemory":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,86 @@
+"""The storage protocol. Every backend (SQLite, Postgres) implements exactly this.
+
+Ranking code above the store sees records and scores, never SQL. Every method
+that reads or writes memories takes a `Scope` and enforces it itself.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, Protocol, Sequence
+
+import numpy as np
+
+from ..model import HistoryEvent, Page, Record, Scope, SearchFilters
+
+#: (record id, score) pairs, best first.
+Scored = list[tuple[str, float]]
+
+
+class Store(Protocol):
+    """Durable storage of records, their vectors, lexical index, sources, links and history."""
+
+    def put(
+        self,
+        records: Sequence[Record],
+        vectors: np.ndarray | None = None,
+        model: str | None = None,
+        *,
+        actor: str = "api",
+    ) -> None:
+        """Insert records (and one vector per record) in one transaction; all or nothing."""
+
+    def get(self, ids: Sequence[str], scope: Scope) -> list[Record]:
+        """Records with these ids inside `scope`, in the order asked; missing ids are left out."""
+
+    def list(
+        self, scope: Scope, filters: SearchFilters | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        """Records in `scope`, oldest first, one page at a time."""
+
+    def update(
+        self,
+        record_id: str,
+        scope: Scope,
+        *,
+        content: str | None = None,
+        metadata: dict | None = None,
+        vector: np.ndarray | None = None,
+        model: str | None = None,
+        actor: str = "api",
+    ) -> Record:
+        """Change a record's content and/or metadata (and vector), keeping the old text in history."""
+
+    def delete(self, ids: Sequence[str], scope: Scope) -> int:
+        """Erase records from every table and index; returns how many were deleted."""
+
+    def delete_scope(self, scope: Scope) -> int:
+        """Erase every record in `scope`; returns how many were deleted."""
+
+    def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
+        """The change events of one record, oldest first."""
+
+    def lexical_search(self, terms: Sequence[str], scope: Scope, filters: SearchFilters, limit: int) -> Scored:
+        """BM25 over content, speaker, keywords and entities; any term may match."""
+
+    def vector_search(
+        self, vector: np.ndarray, model: str, scope: Scope, filters: SearchFilters, limit: int
+    ) -> Scored:
+        """Cosine similarity (vectors are normalised) against records embedded with `model`."""
+
+    def embedding_cache_get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        """Cached vectors for text hashes under `model`."""
+
+    def embedding_cache_put(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        """Remember vectors for text hashes under `model`."""
+
+    def stats(self, scope: Scope | None = None) -> dict:
+        """Counts per layer and status, sizes; for one scope or the whole store."""
+
+    def integrity_check(self) -> list[str]:
+        """Problems found by the backend's own consistency check; empty when healthy."""
+
+    def reset(self) -> None:
+        """Erase everything (all scopes). Schema stays."""
+
+    def close(self) -> None:
+        """Release connections and files."""

@@ -1,0 +1,111 @@
+"""Exact (brute-force) vector scan over one scope's vectors, vectorised with numpy.
+
+A backend loads a scope's vectors once into a `ScopeMatrix`, keeps it in a
+`MatrixCache` keyed by scope and a version stamp, and filters with boolean
+masks. Cost per query is one matrix-vector product: about 1 ms per 100k
+vectors of dimension 384 on one core.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Hashable
+
+import numpy as np
+
+
+@dataclass
+class ScopeMatrix:
+    """Vectors of one scope and the per-row fields filters need."""
+
+    rids: np.ndarray  # int64 row ids
+    ids: list[str]
+    matrix: np.ndarray  # float32 (n, dim), rows L2-normalised
+    session: np.ndarray  # object array of session ids (None allowed)
+    event_time: np.ndarray  # float64 epoch seconds
+    layer: np.ndarray  # int8
+    active: np.ndarray  # bool: status == 'active'
+
+    @property
+    def nbytes(self) -> int:
+        return int(self.matrix.nbytes + self.rids.nbytes + self.event_time.nbytes + 64 * len(self.ids))
+
+    def search(
+        self,
+        query: np.ndarray,
+        limit: int,
+        *,
+        session_id: str | None = None,
+        time_from: float | None = None,
+        time_to: float | None = None,
+        layers: list[int] | None = None,
+        include_inactive: bool = False,
+        allowed_rids: np.ndarray | None = None,
+    ) -> list[tuple[str, float]]:
+        """Top `limit` rows by dot product among rows passing every filter."""
+        n = len(self.ids)
+        if n == 0 or limit <= 0:
+            return []
+        mask = np.ones(n, dtype=bool)
+        if session_id is not None:
+            mask &= self.session == session_id
+        if time_from is not None:
+            mask &= self.event_time >= time_from
+        if time_to is not None:
+            mask &= self.event_time <= time_to
+        if layers is not None:
+            mask &= np.isin(self.layer, np.asarray(layers, dtype=np.int8))
+        if not include_inactive:
+            mask &= self.active
+        if allowed_rids is not None:
+            mask &= np.isin(self.rids, allowed_rids)
+        candidates = np.flatnonzero(mask)
+        if candidates.size == 0:
+            return []
+        if candidates.size == n:
+            scores = self.matrix @ query
+        else:
+            scores = self.matrix[candidates] @ query
+        k = min(limit, scores.size)
+        top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
+        top = top[np.argsort(-scores[top], kind="stable")]
+        rows = top if candidates.size == n else candidates[top]
+        return [(self.ids[r], float(scores[t])) for r, t in zip(rows, top)]
+
+
+class MatrixCache:
+    """LRU of `ScopeMatrix` by key, bounded in bytes; an entry is valid for one version stamp."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._entries: OrderedDict[Hashable, tuple[Hashable, ScopeMatrix]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable, version: Hashable) -> ScopeMatrix | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None or entry[0] != version:
+                return None
+            self._entries.move_to_end(key)
+            return entry[1]
+
+    def put(self, key: Hashable, version: Hashable, matrix: ScopeMatrix) -> None:
+        with self._lock:
+            old = self._entries.pop(key, None)
+            if old is not None:
+                self._bytes -= old[1].nbytes
+            if matrix.nbytes > self.max_bytes:
+                return
+            self._entries[key] = (version, matrix)
+            self._bytes += matrix.nbytes
+            while self._bytes > self.max_bytes and self._entries:
+                _, (_, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted.nbytes
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+            self._bytes = 0

@@ -1,0 +1,610 @@
+"""The default store: one SQLite file (WAL, foreign keys, FTS5, vectors as BLOBs)."""
+
+from __future__ import annotations
+
+import json
+import random
+import sqlite3
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+
+from ..errors import NotFound, SchemaTooNew, StoreCorrupt, StoreError
+from ..model import RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, embedding_text, text_hash
+from ..timeutil import now, to_datetime
+from .exact import MatrixCache, ScopeMatrix
+from .sqlite_schema import APP_ID, CURRENT_VERSION, MIGRATIONS
+
+T = TypeVar("T")
+
+_SQLITE_MAGIC = b"SQLite format 3\x00"
+_RECORD_COLUMNS = (
+    "rid, id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at, "
+    "updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata"
+)
+
+
+def _scope_where(scope: Scope, alias: str = "r") -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    for col in ("user_id", "agent_id", "session_id"):
+        value = getattr(scope, col)
+        if value is not None:
+            clauses.append(f"{alias}.{col} = ?")
+            params.append(value)
+    return " AND ".join(clauses), params
+
+
+def _filter_where(filters: SearchFilters, alias: str = "r") -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if filters.time_from is not None:
+        clauses.append(f"{alias}.event_time >= ?")
+        params.append(filters.time_from.timestamp())
+    if filters.time_to is not None:
+        clauses.append(f"{alias}.event_time <= ?")
+        params.append(filters.time_to.timestamp())
+    if filters.layers is not None:
+        clauses.append(f"{alias}.layer IN ({','.join('?' * len(filters.layers))})")
+        params.extend(int(x) for x in filters.layers)
+    if not filters.include_inactive:
+        clauses.append(f"{alias}.status = 'active'")
+    for key, value in filters.metadata.items():
+        clauses.append(f"json_extract({alias}.metadata, ?) = ?")
+        params.append(f'$."{key}"')
+        params.append(int(value) if isinstance(value, bool) else value)
+    return " AND ".join(clauses), params
+
+
+def _fts_query(terms: Sequence[str]) -> str:
+    quoted = ['"' + t.replace('"', '""') + '"' for t in terms if t.strip()]
+    return " OR ".join(quoted)
+
+
+def _scope_keys(user_id: str | None, agent_id: str | None) -> list[str]:
+    keys = []
+    if user_id is not None:
+        keys.append("u:" + user_id)
+    if agent_id is not None:
+        keys.append("a:" + agent_id)
+    return keys
+
+
+class SQLiteStore:
+    """SQLite backend. Thread-safe; several processes may share one file (WAL)."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        synchronous: str = "FULL",
+        busy_timeout_ms: int = 5000,
+        vector_cache_mb: int = 512,
+        max_retries: int = 8,
+    ) -> None:
+        self.path = Path(path).expanduser() if str(path) != ":memory:" else Path(":memory:")
+        self._lock = threading.RLock()
+        self._max_retries = max_retries
+        self._matrices = MatrixCache(vector_cache_mb * 1024 * 1024)
+        self._check_file()
+        if str(self.path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), isolation_level=None, check_same_thread=False, timeout=busy_timeout_ms / 1000
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open database {self.path}: {exc}") from None
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            if str(self.path) != ":memory:":
+                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if mode.lower() != "wal":
+                    raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreCorrupt(
+                f"{self.path} is damaged or not a SQLite database ({exc}); restore it from a backup or use another --db"
+            ) from None
+        except Exception:
+            self._conn.close()
+            raise
+
+    # ------------------------------------------------------------------ opening
+
+    def _check_file(self) -> None:
+        if str(self.path) == ":memory:" or not self.path.exists():
+            return
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a directory; give the path of a database file")
+        with open(self.path, "rb") as fh:
+            head = fh.read(16)
+        if head and head != _SQLITE_MAGIC:
+            raise StoreCorrupt(f"{self.path} is not a SQLite database; point --db / MEMSTRATA_DB at a memstrata database")
+
+    def _migrate(self) -> None:
+        with self._write() as conn:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+            if "meta" not in tables:
+                if tables:
+                    raise StoreCorrupt(
+                        f"{self.path} is a SQLite database but not a memstrata one (it has tables "
+                        f"{', '.join(sorted(tables)[:5])}); use another --db path"
+                    )
+                conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+                conn.execute("INSERT INTO meta VALUES ('app', ?), ('schema_version', '0')", (APP_ID,))
+            meta = dict(conn.execute("SELECT key, value FROM meta"))
+            if meta.get("app") != APP_ID:
+                raise StoreCorrupt(f"{self.path} is not a memstrata database (app={meta.get('app')!r})")
+            version = int(meta.get("schema_version", "0"))
+            if version > CURRENT_VERSION:
+                raise SchemaTooNew(
+                    f"{self.path} has schema version {version}, newer than this memstrata understands "
+                    f"({CURRENT_VERSION}); upgrade memstrata (pip install -U memstrata)"
+                )
+            for target in range(version, CURRENT_VERSION):
+                for statement in _split_sql(MIGRATIONS[target]):
+                    conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(target + 1),))
+
+    # ------------------------------------------------------------------ transactions
+
+    def _retry(self, fn: Callable[[], T]) -> T:
+        delay = 0.01
+        for attempt in range(self._max_retries + 1):
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                msg = str(exc).lower()
+                if ("locked" not in msg and "busy" not in msg) or attempt == self._max_retries:
+                    raise StoreError(f"database {self.path}: {exc}") from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 1.0)
+        raise AssertionError("unreachable")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """An IMMEDIATE transaction: committed when the block ends, rolled back on any error."""
+        with self._lock:
+            self._retry(lambda: self._conn.execute("BEGIN IMMEDIATE"))
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            else:
+                self._retry(lambda: self._conn.execute("COMMIT"))
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        with self._lock:
+            return self._retry(lambda: self._conn.execute(sql, params).fetchall())
+
+    def _bump(self, conn: sqlite3.Connection, pairs: Iterable[tuple[str | None, str | None]]) -> None:
+        keys = {k for u, a in pairs for k in _scope_keys(u, a)}
+        conn.executemany(
+            "INSERT INTO scope_versions VALUES (?, 1) ON CONFLICT(scope_key) DO UPDATE SET version = version + 1",
+            [(k,) for k in keys],
+        )
+
+    # ------------------------------------------------------------------ rows <-> records
+
+    def _to_record(self, row: tuple, sources: list[str]) -> Record:
+        (_, rid_id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at,
+         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata) = row
+        cls = RECORD_TYPES[layer]
+        return cls(
+            id=rid_id, kind=kind, user_id=user_id, agent_id=agent_id, session_id=session_id, role=role,
+            speaker=speaker, content=content, event_time=to_datetime(event_time), created_at=to_datetime(created_at),
+            updated_at=to_datetime(updated_at),
+            valid_from=to_datetime(valid_from) if valid_from is not None else None,
+            valid_to=to_datetime(valid_to) if valid_to is not None else None,
+            status=status, importance=importance, keywords=json.loads(keywords), entities=json.loads(entities),
+            metadata=json.loads(metadata), sources=sources,
+        )
+
+    def _records_by_rid(self, rows: list[tuple]) -> list[Record]:
+        if not rows:
+            return []
+        rids = [r[0] for r in rows]
+        sources: dict[int, list[str]] = {rid: [] for rid in rids}
+        for chunk in _chunks(rids, 900):
+            for rid, source_id in self._conn.execute(
+                f"SELECT rid, source_id FROM sources WHERE rid IN ({','.join('?' * len(chunk))}) ORDER BY rid, position",
+                chunk,
+            ):
+                sources[rid].append(source_id)
+        return [self._to_record(r, sources[r[0]]) for r in rows]
+
+    # ------------------------------------------------------------------ writes
+
+    def put(
+        self,
+        records: Sequence[Record],
+        vectors: np.ndarray | None = None,
+        model: str | None = None,
+        *,
+        actor: str = "api",
+    ) -> None:
+        if vectors is not None and len(vectors) != len(records):
+            raise ValueError("one vector per record is required")
+        stamp = now()
+        with self._write() as conn:
+            for i, rec in enumerate(records):
+                cur = conn.execute(
+                    "INSERT INTO records (id, layer, kind, user_id, agent_id, session_id, role, speaker, content, "
+                    "content_hash, event_time, created_at, updated_at, valid_from, valid_to, status, importance, "
+                    "keywords, entities, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        rec.id, rec.layer_value, rec.kind, rec.user_id, rec.agent_id, rec.session_id, rec.role,
+                        rec.speaker, rec.content, text_hash(rec.embedding_text), rec.event_time.timestamp(),
+                        rec.created_at.timestamp(), rec.updated_at.timestamp(),
+                        rec.valid_from.timestamp() if rec.valid_from else None,
+                        rec.valid_to.timestamp() if rec.valid_to else None,
+                        rec.status, rec.importance, json.dumps(rec.keywords), json.dumps(rec.entities),
+                        json.dumps(rec.metadata, ensure_ascii=False),
+                    ),
+                )
+                rid = cur.lastrowid
+                if rec.sources:
+                    conn.executemany(
+                        "INSERT OR IGNORE INTO sources VALUES (?, ?, ?)",
+                        [(rid, s, pos) for pos, s in enumerate(rec.sources)],
+                    )
+                if vectors is not None and model is not None:
+                    conn.execute(
+                        "INSERT INTO vectors VALUES (?, ?, ?)",
+                        (rid, model, np.ascontiguousarray(vectors[i], dtype=np.float32).tobytes()),
+                    )
+                conn.execute(
+                    "INSERT INTO history (record_id, event, at, new_content, actor) VALUES (?, 'created', ?, ?, ?)",
+                    (rec.id, stamp, rec.content, actor),
+                )
+            self._bump(conn, ((r.user_id, r.agent_id) for r in records))
+
+    def update(
+        self,
+        record_id: str,
+        scope: Scope,
+        *,
+        content: str | None = None,
+        metadata: dict | None = None,
+        vector: np.ndarray | None = None,
+        model: str | None = None,
+        actor: str = "api",
+    ) -> Record:
+        where, params = _scope_where(scope)
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT rid, content, metadata, user_id, agent_id FROM records r WHERE r.id = ? AND {where}",
+                [record_id, *params],
+            ).fetchone()
+            if row is None:
+                raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
+            rid, old_content, old_meta, user_id, agent_id = row
+            stamp = now()
+            sets, values = ["updated_at = ?"], [stamp]
+            if content is not None:
+                sets += ["content = ?"]
+                values += [content]
+            if metadata is not None:
+                sets.append("metadata = ?")
+                values.append(json.dumps(metadata, ensure_ascii=False))
+            conn.execute(f"UPDATE records SET {', '.join(sets)} WHERE rid = ?", [*values, rid])
+            if content is not None:
+                rec_row = conn.execute("SELECT speaker, content FROM records WHERE rid = ?", (rid,)).fetchone()
+                conn.execute(
+                    "UPDATE records SET content_hash = ? WHERE rid = ?", (text_hash(embedding_text(*rec_row)), rid)
+                )
+            if vector is not None and model is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    (rid, model, np.ascontiguousarray(vector, dtype=np.float32).tobytes()),
+                )
+            detail = {"metadata": {"old": json.loads(old_meta), "new": metadata}} if metadata is not None else {}
+            conn.execute(
+                "INSERT INTO history (record_id, event, at, old_content, new_content, actor, detail) "
+                "VALUES (?, 'updated', ?, ?, ?, ?, ?)",
+                (record_id, stamp, old_content, content if content is not None else old_content, actor,
+                 json.dumps(detail)),
+            )
+            self._bump(conn, [(user_id, agent_id)])
+            full = conn.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE rid = ?", (rid,)).fetchall()
+            return self._records_by_rid(full)[0]
+
+    def _delete_rids(self, conn: sqlite3.Connection, rows: list[tuple]) -> int:
+        """Delete (rid, id, user_id, agent_id, content_hash) rows and every trace of their content."""
+        if not rows:
+            return 0
+        stamp = now()
+        for chunk in _chunks(rows, 500):
+            rids = [r[0] for r in chunk]
+            ids = [r[1] for r in chunk]
+            marks = ",".join("?" * len(chunk))
+            conn.execute(f"DELETE FROM records WHERE rid IN ({marks})", rids)  # cascades: sources, links, vectors
+            conn.execute(f"DELETE FROM history WHERE record_id IN ({marks})", ids)
+            conn.executemany("INSERT INTO audit (record_id, event, at) VALUES (?, 'deleted', ?)", [(i, stamp) for i in ids])
+            hashes = list({r[4] for r in chunk})
+            still_used = {
+                h for (h,) in conn.execute(
+                    f"SELECT DISTINCT content_hash FROM records WHERE content_hash IN ({','.join('?' * len(hashes))})",
+                    hashes,
+                )
+            }
+            gone = [h for h in hashes if h not in still_used]
+            if gone:
+                conn.execute(f"DELETE FROM embed_cache WHERE text_hash IN ({','.join('?' * len(gone))})", gone)
+        self._bump(conn, ((r[2], r[3]) for r in rows))
+        return len(rows)
+
+    def delete(self, ids: Sequence[str], scope: Scope) -> int:
+        where, params = _scope_where(scope)
+        with self._write() as conn:
+            rows: list[tuple] = []
+            for chunk in _chunks(list(ids), 500):
+                rows += conn.execute(
+                    f"SELECT rid, id, user_id, agent_id, content_hash FROM records r "
+                    f"WHERE r.id IN ({','.join('?' * len(chunk))}) AND {where}",
+                    [*chunk, *params],
+                ).fetchall()
+            return self._delete_rids(conn, rows)
+
+    def delete_scope(self, scope: Scope) -> int:
+        where, params = _scope_where(scope)
+        with self._write() as conn:
+            rows = conn.execute(
+                f"SELECT rid, id, user_id, agent_id, content_hash FROM records r WHERE {where}", params
+            ).fetchall()
+            return self._delete_rids(conn, rows)
+
+    def reset(self) -> None:
+        with self._write() as conn:
+            for table in ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "scope_versions"):
+                conn.execute(f"DELETE FROM {table}")
+            conn.execute("INSERT INTO records_fts(records_fts) VALUES ('rebuild')")
+        self._matrices.clear()
+
+    # ------------------------------------------------------------------ reads
+
+    def get(self, ids: Sequence[str], scope: Scope) -> list[Record]:
+        if not ids:
+            return []
+        where, params = _scope_where(scope)
+        with self._lock:
+            rows: list[tuple] = []
+            for chunk in _chunks(list(ids), 500):
+                rows += self._retry(
+                    lambda: self._conn.execute(
+                        f"SELECT {_RECORD_COLUMNS} FROM records r WHERE r.id IN ({','.join('?' * len(chunk))}) AND {where}",
+                        [*chunk, *params],
+                    ).fetchall()
+                )
+            records = {rec.id: rec for rec in self._records_by_rid(rows)}
+        return [records[i] for i in ids if i in records]
+
+    def list(
+        self, scope: Scope, filters: SearchFilters | None = None, *, limit: int = 100, cursor: str | None = None
+    ) -> Page:
+        filters = filters or SearchFilters(include_inactive=True)
+        where, params = _scope_where(scope)
+        fwhere, fparams = _filter_where(filters)
+        sql = f"SELECT {_RECORD_COLUMNS} FROM records r WHERE {where}"
+        if fwhere:
+            sql += f" AND {fwhere}"
+        if cursor:
+            sql += " AND r.rid > ?"
+            fparams = [*fparams, _decode_cursor(cursor)]
+        sql += " ORDER BY r.rid LIMIT ?"
+        with self._lock:
+            rows = self._retry(lambda: self._conn.execute(sql, [*params, *fparams, limit + 1]).fetchall())
+            more = len(rows) > limit
+            rows = rows[:limit]
+            items = self._records_by_rid(rows)
+        return Page(items=items, next_cursor=_encode_cursor(rows[-1][0]) if more else None)
+
+    def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
+        where, params = _scope_where(scope)
+        with self._lock:
+            exists = self._conn.execute(
+                f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [record_id, *params]
+            ).fetchone()
+            if exists is None:
+                raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
+            rows = self._conn.execute(
+                "SELECT record_id, event, at, old_content, new_content, actor, detail FROM history "
+                "WHERE record_id = ? ORDER BY hid",
+                (record_id,),
+            ).fetchall()
+        return [
+            HistoryEvent(record_id=r[0], event=r[1], at=to_datetime(r[2]), old_content=r[3], new_content=r[4],
+                         actor=r[5], detail=json.loads(r[6]))
+            for r in rows
+        ]
+
+    def lexical_search(self, terms: Sequence[str], scope: Scope, filters: SearchFilters, limit: int) -> list[tuple[str, float]]:
+        query = _fts_query(terms)
+        if not query or limit <= 0:
+            return []
+        where, params = _scope_where(scope)
+        fwhere, fparams = _filter_where(filters)
+        sql = (
+            "SELECT r.id, bm25(records_fts, 1.0, 0.5, 1.0, 1.0) AS s FROM records_fts "
+            "JOIN records r ON r.rid = records_fts.rowid "
+            f"WHERE records_fts MATCH ? AND {where}" + (f" AND {fwhere}" if fwhere else "") + " ORDER BY s LIMIT ?"
+        )
+        rows = self._read(sql, [query, *params, *fparams, limit])
+        return [(rid, -score) for rid, score in rows]
+
+    def _scope_version(self, scope: Scope) -> tuple[int, ...]:
+        keys = _scope_keys(scope.user_id, scope.agent_id)
+        found = dict(
+            self._read(f"SELECT scope_key, version FROM scope_versions WHERE scope_key IN ({','.join('?' * len(keys))})", keys)
+        )
+        return tuple(found.get(k, 0) for k in keys)
+
+    def _load_matrix(self, scope: Scope, model: str) -> ScopeMatrix:
+        base = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
+        key = (base.user_id, base.agent_id, model)
+        version = self._scope_version(base)
+        cached = self._matrices.get(key, version)
+        if cached is not None:
+            return cached
+        where, params = _scope_where(base)
+        rows = self._read(
+            "SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status = 'active', v.vec FROM records r "
+            f"JOIN vectors v ON v.rid = r.rid WHERE {where} AND v.model = ? ORDER BY r.rid",
+            [*params, model],
+        )
+        if rows:
+            blob = b"".join(r[6] for r in rows)
+            matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), -1)
+        else:
+            matrix = np.zeros((0, 0), dtype=np.float32)
+        entry = ScopeMatrix(
+            rids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
+            ids=[r[1] for r in rows],
+            matrix=matrix,
+            session=np.array([r[2] for r in rows], dtype=object),
+            event_time=np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows)),
+            layer=np.fromiter((r[4] for r in rows), dtype=np.int8, count=len(rows)),
+            active=np.fromiter((bool(r[5]) for r in rows), dtype=bool, count=len(rows)),
+        )
+        self._matrices.put(key, version, entry)
+        return entry
+
+    def vector_search(
+        self, vector: np.ndarray, model: str, scope: Scope, filters: SearchFilters, limit: int
+    ) -> list[tuple[str, float]]:
+        entry = self._load_matrix(scope, model)
+        if not entry.ids:
+            return []
+        if entry.matrix.shape[1] != vector.shape[-1]:
+            raise StoreError(
+                f"query vector has dimension {vector.shape[-1]} but stored vectors for {model!r} have "
+                f"{entry.matrix.shape[1]}"
+            )
+        allowed = None
+        if filters.metadata:
+            where, params = _scope_where(scope)
+            fwhere, fparams = _filter_where(SearchFilters(metadata=filters.metadata, include_inactive=True))
+            allowed = np.fromiter(
+                (r[0] for r in self._read(f"SELECT r.rid FROM records r WHERE {where} AND {fwhere}", [*params, *fparams])),
+                dtype=np.int64,
+            )
+        return entry.search(
+            np.asarray(vector, dtype=np.float32),
+            limit,
+            session_id=scope.session_id,
+            time_from=filters.time_from.timestamp() if filters.time_from else None,
+            time_to=filters.time_to.timestamp() if filters.time_to else None,
+            layers=filters.layers,
+            include_inactive=filters.include_inactive,
+            allowed_rids=allowed,
+        )
+
+    # ------------------------------------------------------------------ embedding cache
+
+    def embedding_cache_get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for chunk in _chunks(list(hashes), 500):
+            for h, blob in self._read(
+                f"SELECT text_hash, vec FROM embed_cache WHERE model = ? AND text_hash IN ({','.join('?' * len(chunk))})",
+                [model, *chunk],
+            ):
+                out[h] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+    def embedding_cache_put(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
+        rows = [(model, h, np.ascontiguousarray(v, dtype=np.float32).tobytes()) for h, v in items]
+        if not rows:
+            return
+        with self._write() as conn:
+            conn.executemany("INSERT OR REPLACE INTO embed_cache VALUES (?, ?, ?)", rows)
+
+    # ------------------------------------------------------------------ maintenance
+
+    def stats(self, scope: Scope | None = None) -> dict:
+        where, params = _scope_where(scope) if scope else ("1=1", [])
+        layers = self._read(
+            f"SELECT r.layer, r.status, count(*) FROM records r WHERE {where} GROUP BY r.layer, r.status", params
+        )
+        scopes = self._read(f"SELECT count(DISTINCT coalesce(r.user_id,'') || '|' || coalesce(r.agent_id,'')) FROM records r WHERE {where}", params)[0][0]
+        sessions = self._read(f"SELECT count(DISTINCT r.session_id) FROM records r WHERE {where}", params)[0][0]
+        by_layer: dict[str, dict[str, int]] = {}
+        names = {0: "episodes", 1: "notes", 2: "topics", 3: "profile"}
+        for layer, status, count in layers:
+            by_layer.setdefault(names[layer], {})[status] = count
+        size = self.path.stat().st_size if str(self.path) != ":memory:" and self.path.exists() else 0
+        return {
+            "path": str(self.path),
+            "schema_version": CURRENT_VERSION,
+            "records": by_layer,
+            "scopes": scopes,
+            "sessions": sessions,
+            "file_bytes": size,
+        }
+
+    def integrity_check(self) -> list[str]:
+        rows = self._read("PRAGMA integrity_check")
+        problems = [r[0] for r in rows if r[0] != "ok"]
+        try:
+            self._read("INSERT INTO records_fts(records_fts, rank) VALUES ('integrity-check', 1)")
+        except StoreError as exc:  # pragma: no cover - only on a damaged index
+            problems.append(f"lexical index: {exc}")
+        problems += [f"foreign key violation in {r[0]}" for r in self._read("PRAGMA foreign_key_check")]
+        return problems
+
+    def vacuum(self) -> None:
+        """Rewrite the file so deleted bytes are gone from disk."""
+        with self._lock:
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.execute("VACUUM")
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def close(self) -> None:
+        with self._lock:
+            try:
+                self._conn.close()
+            except sqlite3.Error:
+                pass
+        self._matrices.clear()
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _chunks(seq: list, size: int) -> Iterator[list]:
+    for i in range(0, len(seq), size):
+        yield seq[i : i + size]
+
+
+def _encode_cursor(rid: int) -> str:
+    return f"r{rid}"
+
+
+def _decode_cursor(cursor: str) -> int:
+    from ..errors import InvalidInput
+
+    if not cursor.startswith("r") or not cursor[1:].isdigit():
+        raise InvalidInput(f"cursor {cursor!r} is not one this store returned; pass next_cursor unchanged", field="cursor")
+    return int(cursor[1:])
+
+
+def _split_sql(script: str) -> list[str]:
+    """Split a migration into statements, keeping trigger bodies whole."""
+    statements, buf = [], []
+    for line in script.splitlines():
+        buf.append(line)
+        text = "\n".join(buf).strip()
+        if text.endswith(";") and sqlite3.complete_statement(text):
+            statements.append(text)
+            buf = []
+    tail = "\n".join(buf).strip()
+    if tail:
+        statements.append(tail)
+    return [s for s in statements if s.strip(" ;\n")]

@@ -1,0 +1,118 @@
+"""The SQLite schema and its migrations. Version N is reached by applying MIGRATIONS[0..N-1]."""
+
+from __future__ import annotations
+
+APP_ID = "memstrata"
+
+MIGRATIONS: list[str] = [
+    # v1: records of every layer, sources, links, vectors, lexical index, history, audit, caches
+    """
+    CREATE TABLE records (
+        rid          INTEGER PRIMARY KEY,
+        id           TEXT NOT NULL UNIQUE,
+        layer        INTEGER NOT NULL CHECK (layer BETWEEN 0 AND 3),
+        kind         TEXT NOT NULL,
+        user_id      TEXT,
+        agent_id     TEXT,
+        session_id   TEXT,
+        role         TEXT,
+        speaker      TEXT,
+        content      TEXT NOT NULL,
+        content_hash TEXT NOT NULL,
+        event_time   REAL NOT NULL,
+        created_at   REAL NOT NULL,
+        updated_at   REAL NOT NULL,
+        valid_from   REAL,
+        valid_to     REAL,
+        status       TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'superseded', 'archived')),
+        importance   REAL NOT NULL DEFAULT 0.5,
+        strength     REAL NOT NULL DEFAULT 1.0,
+        last_access  REAL,
+        pinned       INTEGER NOT NULL DEFAULT 0,
+        keywords     TEXT NOT NULL DEFAULT '[]',
+        entities     TEXT NOT NULL DEFAULT '[]',
+        metadata     TEXT NOT NULL DEFAULT '{}',
+        CHECK (user_id IS NOT NULL OR agent_id IS NOT NULL)
+    );
+    CREATE INDEX records_by_user ON records(user_id, agent_id, layer, rid);
+    CREATE INDEX records_by_agent ON records(agent_id, layer, rid);
+    CREATE INDEX records_by_hash ON records(content_hash);
+
+    CREATE TABLE sources (
+        rid       INTEGER NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        source_id TEXT NOT NULL,
+        position  INTEGER NOT NULL,
+        PRIMARY KEY (rid, source_id)
+    );
+    CREATE INDEX sources_by_source ON sources(source_id);
+
+    CREATE TABLE links (
+        src    INTEGER NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        dst    INTEGER NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        kind   TEXT NOT NULL,
+        weight REAL NOT NULL DEFAULT 1.0,
+        PRIMARY KEY (src, dst, kind)
+    );
+    CREATE INDEX links_by_dst ON links(dst);
+
+    CREATE TABLE vectors (
+        rid   INTEGER PRIMARY KEY REFERENCES records(rid) ON DELETE CASCADE,
+        model TEXT NOT NULL,
+        vec   BLOB NOT NULL
+    );
+
+    CREATE VIRTUAL TABLE records_fts USING fts5(
+        content, speaker, keywords, entities,
+        content='records', content_rowid='rid', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
+        INSERT INTO records_fts(rowid, content, speaker, keywords, entities)
+        VALUES (new.rid, new.content, new.speaker, new.keywords, new.entities);
+    END;
+    CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+        INSERT INTO records_fts(records_fts, rowid, content, speaker, keywords, entities)
+        VALUES ('delete', old.rid, old.content, old.speaker, old.keywords, old.entities);
+    END;
+    CREATE TRIGGER records_fts_update AFTER UPDATE OF content, speaker, keywords, entities ON records BEGIN
+        INSERT INTO records_fts(records_fts, rowid, content, speaker, keywords, entities)
+        VALUES ('delete', old.rid, old.content, old.speaker, old.keywords, old.entities);
+        INSERT INTO records_fts(rowid, content, speaker, keywords, entities)
+        VALUES (new.rid, new.content, new.speaker, new.keywords, new.entities);
+    END;
+
+    CREATE TABLE history (
+        hid         INTEGER PRIMARY KEY,
+        record_id   TEXT NOT NULL,
+        event       TEXT NOT NULL,
+        at          REAL NOT NULL,
+        old_content TEXT,
+        new_content TEXT,
+        actor       TEXT NOT NULL DEFAULT 'api',
+        detail      TEXT NOT NULL DEFAULT '{}'
+    );
+    CREATE INDEX history_by_record ON history(record_id);
+
+    -- Deletions, by id and time only: never content.
+    CREATE TABLE audit (
+        aid       INTEGER PRIMARY KEY,
+        record_id TEXT NOT NULL,
+        event     TEXT NOT NULL,
+        at        REAL NOT NULL
+    );
+
+    CREATE TABLE embed_cache (
+        model     TEXT NOT NULL,
+        text_hash TEXT NOT NULL,
+        vec       BLOB NOT NULL,
+        PRIMARY KEY (model, text_hash)
+    ) WITHOUT ROWID;
+
+    -- Bumped on every write to a user's or agent's records; readers use it to validate caches.
+    CREATE TABLE scope_versions (
+        scope_key TEXT PRIMARY KEY,
+        version   INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    """,
+]
+
+CURRENT_VERSION = len(MIGRATIONS)
