@@ -550,17 +550,25 @@ class SQLiteStore:
         }
 
     def integrity_check(self) -> list[str]:
-        rows = self._read("PRAGMA integrity_check")
-        problems = [r[0] for r in rows if r[0] != "ok"]
-        try:
-            self._read("INSERT INTO records_fts(records_fts, rank) VALUES ('integrity-check', 1)")
-        except StoreError as exc:  # pragma: no cover - only on a damaged index
-            problems.append(f"lexical index: {exc}")
-        problems += [f"foreign key violation in {r[0]}" for r in self._read("PRAGMA foreign_key_check")]
+        problems: list[str] = []
+        checks = [
+            ("PRAGMA integrity_check", lambda rows: [r[0] for r in rows if r[0] != "ok"]),
+            ("PRAGMA foreign_key_check", lambda rows: [f"foreign key violation in {r[0]}" for r in rows]),
+            ("INSERT INTO records_fts(records_fts, rank) VALUES ('integrity-check', 1)", lambda rows: []),
+        ]
+        for sql, read in checks:
+            try:
+                with self._lock:
+                    problems += read(self._conn.execute(sql).fetchall())
+            except sqlite3.DatabaseError as exc:
+                problems.append(f"{sql.split()[0]} {sql.split()[1]}: {exc}")
         return problems
 
     def vacuum(self) -> None:
-        """Rewrite the file so deleted bytes are gone from disk."""
+        """Rewrite the file so deleted bytes are gone from disk (lexical index merged, free pages dropped)."""
+        with self._write() as conn:
+            # Merging the FTS segments drops the terms of deleted rows, which tombstones keep until then.
+            conn.execute("INSERT INTO records_fts(records_fts) VALUES ('optimize')")
         with self._lock:
             self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.execute("VACUUM")

@@ -1,0 +1,247 @@
+"""The store contract, run against every backend (add a backend to BACKENDS to run it through)."""
+
+from __future__ import annotations
+
+import sqlite3
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from memstrata.errors import NotFound, SchemaTooNew, StoreCorrupt
+from memstrata.ids import new_id
+from memstrata.model import Episode, Note, Scope, SearchFilters, text_hash
+from memstrata.store.sqlite import SQLiteStore
+
+BACKENDS = ["sqlite"]
+T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request, tmp_path: Path):
+    if request.param == "sqlite":
+        s = SQLiteStore(tmp_path / "store.db")
+    yield s
+    s.close()
+
+
+def episode(text: str, *, user: str | None = "ana", agent: str | None = None, session: str | None = None,
+            day: int = 0, speaker: str | None = None, meta: dict | None = None) -> Episode:
+    t = T0 + timedelta(days=day)
+    return Episode(id=new_id("episode"), user_id=user, agent_id=agent, session_id=session, content=text,
+                   speaker=speaker, role="user", event_time=t, created_at=t, updated_at=t, metadata=meta or {})
+
+
+def put(store, embedder, records):
+    store.put(records, embedder.embed([r.embedding_text for r in records]), embedder.name)
+    return records
+
+
+ANA = Scope(user_id="ana")
+BOB = Scope(user_id="bob")
+
+
+def test_put_get_roundtrip_keeps_every_field(store, embedder):
+    ep = episode("I moved to Lisbon", session="s1", speaker="Ana", meta={"k": [1, 2], "x": "y"})
+    note = Note(id=new_id("note"), user_id="ana", content="Ana lives in Lisbon", event_time=T0, created_at=T0,
+                updated_at=T0, valid_from=T0, sources=[ep.id], keywords=["lisbon"], entities=["Ana", "Lisbon"])
+    put(store, embedder, [ep, note])
+    got = store.get([note.id, ep.id, "ep_missing"], ANA)
+    assert [g.id for g in got] == [note.id, ep.id]
+    assert got[1].model_dump() == ep.model_dump()
+    assert got[0].model_dump() == note.model_dump()
+    assert type(got[0]) is Note and type(got[1]) is Episode
+
+
+def test_scope_isolation_on_every_read(store, embedder):
+    a = put(store, embedder, [episode("secret plan alpha", user="ana", meta={"tag": "x"})])[0]
+    b = put(store, embedder, [episode("secret plan beta", user="bob", meta={"tag": "x"})])[0]
+    q = embedder.embed(["secret plan"])[0]
+    f = SearchFilters(metadata={"tag": "x"})
+    assert [i for i, _ in store.lexical_search(["secret"], ANA, f, 10)] == [a.id]
+    assert [i for i, _ in store.vector_search(q, embedder.name, ANA, f, 10)] == [a.id]
+    assert store.get([b.id], ANA) == []
+    assert [r.id for r in store.list(ANA).items] == [a.id]
+    with pytest.raises(NotFound):
+        store.history(b.id, ANA)
+    with pytest.raises(NotFound):
+        store.update(b.id, ANA, content="hijack")
+    assert store.delete([b.id], ANA) == 0
+    assert store.get([b.id], BOB)[0].content == "secret plan beta"
+
+
+def test_agent_and_session_scopes(store, embedder):
+    put(store, embedder, [
+        episode("likes green tea", user="ana", agent="bot1", session="s1"),
+        episode("likes black tea", user="ana", agent="bot2", session="s2"),
+        episode("agent note on tea", user=None, agent="bot1"),
+    ])
+    q = embedder.embed(["tea"])[0]
+    f = SearchFilters()
+
+    def contents(scope: Scope) -> set[str]:
+        return {r.content for r in store.get([i for i, _ in store.vector_search(q, embedder.name, scope, f, 10)], scope)}
+
+    assert contents(Scope(user_id="ana")) == {"likes green tea", "likes black tea"}
+    assert contents(Scope(user_id="ana", agent_id="bot2")) == {"likes black tea"}
+    assert contents(Scope(agent_id="bot1")) == {"likes green tea", "agent note on tea"}
+    assert contents(Scope(user_id="ana", session_id="s1")) == {"likes green tea"}
+
+
+def test_filters_time_metadata_layers(store, embedder):
+    e1 = episode("went hiking in the alps", day=1, meta={"src": "chat", "n": 1})
+    e2 = episode("went hiking in the andes", day=10, meta={"src": "mail", "n": 2})
+    n1 = Note(id=new_id("note"), user_id="ana", content="Ana hikes", event_time=T0, created_at=T0, updated_at=T0,
+              sources=[e1.id, e2.id])
+    put(store, embedder, [e1, e2, n1])
+    q = embedder.embed(["hiking"])[0]
+    cases = [
+        (SearchFilters(time_from=T0 + timedelta(days=5)), {e2.id}),
+        (SearchFilters(time_to=T0 + timedelta(days=5)), {e1.id, n1.id}),
+        (SearchFilters(metadata={"src": "mail"}), {e2.id}),
+        (SearchFilters(metadata={"n": 1}), {e1.id}),
+        (SearchFilters(layers=[1]), {n1.id}),
+    ]
+    for filters, expected in cases:
+        assert {i for i, _ in store.vector_search(q, embedder.name, ANA, filters, 10)} == expected, filters
+        lex = {i for i, _ in store.lexical_search(["hiking", "hikes"], ANA, filters, 10)}
+        assert lex == expected, filters
+
+
+def test_lexical_search_ranks_by_bm25_and_escapes_terms(store, embedder):
+    put(store, embedder, [
+        episode("pottery class on saturday, pottery is fun"),
+        episode("I did a pottery workshop once"),
+        episode("nothing related here"),
+    ])
+    hits = store.lexical_search(["pottery"], ANA, SearchFilters(), 10)
+    assert len(hits) == 2 and hits[0][1] >= hits[1][1]
+    assert store.lexical_search(['"; DROP TABLE records; --', "NEAR", "*"], ANA, SearchFilters(), 10) == []
+    assert store.stats(ANA)["records"]["episodes"]["active"] == 3
+
+
+def test_update_keeps_history_and_reindexes(store, embedder):
+    ep = put(store, embedder, [episode("my favourite colour is blue")])[0]
+    vec = embedder.embed(["my favourite colour is crimson"])[0]
+    updated = store.update(ep.id, ANA, content="my favourite colour is crimson", vector=vec, model=embedder.name)
+    assert updated.content.endswith("crimson") and updated.updated_at >= ep.updated_at
+    assert store.lexical_search(["blue"], ANA, SearchFilters(), 5) == []
+    assert [i for i, _ in store.lexical_search(["crimson"], ANA, SearchFilters(), 5)] == [ep.id]
+    top = store.vector_search(embedder.embed(["crimson"])[0], embedder.name, ANA, SearchFilters(), 1)
+    assert top[0][0] == ep.id
+    events = store.history(ep.id, ANA)
+    assert [e.event for e in events] == ["created", "updated"]
+    assert events[1].old_content == "my favourite colour is blue"
+
+
+def test_delete_removes_every_trace(store, embedder, tmp_path):
+    keep = episode("zebra crossing near home")
+    gone = episode("xylophonist unique token qqzzyx")
+    note = Note(id=new_id("note"), user_id="ana", content="about qqzzyx", event_time=T0, created_at=T0,
+                updated_at=T0, sources=[gone.id])
+    put(store, embedder, [keep, gone, note])
+    gone_hash = text_hash(gone.embedding_text)
+    store.embedding_cache_put(embedder.name, [(gone_hash, embedder.embed([gone.embedding_text])[0])])
+    assert store.delete([gone.id, note.id], ANA) == 2
+    assert store.lexical_search(["qqzzyx"], ANA, SearchFilters(), 10) == []
+    vec = embedder.embed([gone.embedding_text])[0]
+    assert gone.id not in [i for i, _ in store.vector_search(vec, embedder.name, ANA, SearchFilters(), 10)]
+    assert store.embedding_cache_get(embedder.name, [gone_hash]) == {}
+    with pytest.raises(NotFound):
+        store.history(gone.id, ANA)
+    if isinstance(store, SQLiteStore):
+        store.vacuum()
+        conn = sqlite3.connect(store.path)
+        assert conn.execute("SELECT count(*) FROM sources").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM vectors").fetchone()[0] == 1
+        assert conn.execute("SELECT count(*) FROM history WHERE record_id = ?", (gone.id,)).fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM audit WHERE record_id = ?", (gone.id,)).fetchone()[0] == 1
+        conn.close()
+        assert b"qqzzyx" not in Path(store.path).read_bytes()
+    assert store.integrity_check() == []
+
+
+def test_delete_scope_and_reset(store, embedder):
+    put(store, embedder, [episode("a1", user="ana", session="s1"), episode("a2", user="ana", session="s2"),
+                          episode("b1", user="bob")])
+    assert store.delete_scope(Scope(user_id="ana", session_id="s1")) == 1
+    assert [r.content for r in store.list(ANA).items] == ["a2"]
+    assert store.delete_scope(ANA) == 1
+    assert [r.content for r in store.list(BOB).items] == ["b1"]
+    store.reset()
+    assert store.list(BOB).items == []
+
+
+def test_list_paginates_in_order(store, embedder):
+    records = put(store, embedder, [episode(f"item {i}") for i in range(7)])
+    seen, cursor = [], None
+    while True:
+        page = store.list(ANA, limit=3, cursor=cursor)
+        seen += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [r.id for r in records]
+
+
+def test_embedding_cache(store):
+    v = np.arange(4, dtype=np.float32)
+    store.embedding_cache_put("m", [("h1", v)])
+    got = store.embedding_cache_get("m", ["h1", "h2"])
+    assert list(got) == ["h1"] and np.array_equal(got["h1"], v)
+    assert store.embedding_cache_get("other", ["h1"]) == {}
+
+
+def test_vector_cache_sees_writes_from_another_connection(tmp_path, embedder):
+    a = SQLiteStore(tmp_path / "shared.db")
+    b = SQLiteStore(tmp_path / "shared.db")
+    q = embedder.embed(["sailing"])[0]
+    put(a, embedder, [episode("went sailing")])
+    assert len(b.vector_search(q, embedder.name, ANA, SearchFilters(), 10)) == 1
+    put(a, embedder, [episode("sailing again")])
+    assert len(b.vector_search(q, embedder.name, ANA, SearchFilters(), 10)) == 2
+    a.close()
+    b.close()
+
+
+def test_opening_bad_files(tmp_path):
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not a database at all" * 10)
+    with pytest.raises(StoreCorrupt, match="not a SQLite database"):
+        SQLiteStore(junk)
+    assert junk.read_bytes().startswith(b"this is not")
+
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE t (x)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreCorrupt, match="not a memstrata"):
+        SQLiteStore(foreign)
+
+    newer = tmp_path / "newer.db"
+    SQLiteStore(newer).close()
+    conn = sqlite3.connect(newer)
+    conn.execute("UPDATE meta SET value = '999' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaTooNew, match="upgrade memstrata"):
+        SQLiteStore(newer)
+
+
+def test_truncated_database_is_reported(tmp_path, embedder):
+    path = tmp_path / "cut.db"
+    s = SQLiteStore(path)
+    put(s, embedder, [episode(f"memory number {i} " * 20) for i in range(200)])
+    s.vacuum()
+    s.close()
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    try:
+        s2 = SQLiteStore(path)
+    except StoreCorrupt:
+        return  # detected on open
+    problems = s2.integrity_check()
+    s2.close()
+    assert problems, "a database cut in half must fail the integrity check"
