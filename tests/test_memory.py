@@ -50,13 +50,15 @@ def test_add_forms_and_search(memory: Memory):
     assert ids == sorted(ids), "ids sort by creation time"
 
     hits = memory.search("Which city did Ana move to?", user_id="ana", limit=3)
-    assert hits[0].record.id == r1.episodes[0].id
-    assert hits[0].provenance == [hits[0].record.id]
+    assert hits[0].provenance == [r1.episodes[0].id]
+    assert any(h.record.layer_value == 1 for h in hits), "notes are searched beside episodes"
+    for h in hits:
+        assert h.provenance == ([h.id] if h.record.layer_value == 0 else h.record.sources)
     assert hits[0].score >= hits[-1].score and set(hits[0].ranks) <= {"bm25", "dense"}
 
     sister = memory.search("who is Marta?", user_id="ana", limit=1)
     assert "Marta" in sister[0].content
-    assert memory.search("peanuts", user_id="ana", filters={"kind": "health"})[0].content == "Allergic to peanuts"
+    assert memory.search("peanuts", user_id="ana", filters={"kind": "health"})[0].provenance == r3.ids
     assert memory.search("peanuts", user_id="ana", filters={"kind": "other"}) == []
 
 
@@ -64,9 +66,9 @@ def test_search_time_range_and_recipes(memory: Memory):
     memory.add("Ran a marathon in Berlin", user_id="ana", timestamp="2023-09-24")
     memory.add("Ran a half marathon in Porto", user_id="ana", timestamp="2024-10-06")
     hits = memory.search("marathon", user_id="ana", time_from="2024-01-01")
-    assert [h.content for h in hits] == ["Ran a half marathon in Porto"]
+    assert {h.content for h in hits} == {"Ran a half marathon in Porto"}
     hits = memory.search("marathon", user_id="ana", time_to=datetime(2023, 12, 31, tzinfo=timezone.utc))
-    assert [h.content for h in hits] == ["Ran a marathon in Berlin"]
+    assert {h.content for h in hits} == {"Ran a marathon in Berlin"}
     for recipe in ("bm25", "dense", "hybrid"):
         got = memory.search("marathon Berlin", user_id="ana", recipe=recipe)
         assert got[0].content == "Ran a marathon in Berlin", recipe
@@ -83,10 +85,14 @@ def test_context_fits_budget_and_cites_sources(memory: Memory):
         block = memory.context("Where does Ana live and with what view?", user_id="ana", budget_tokens=budget)
         assert block.tokens == len(block.text.split()) <= budget
         for line in block.lines:
-            assert line.record_id in line.text and line.provenance == [line.record_id]
-            assert line.record_id in {e.id for e in added.episodes}
+            assert line.provenance and all(p in line.text for p in line.provenance)
+            assert set(line.provenance) <= {e.id for e in added.episodes}
     big = memory.context("Where does Ana live?", user_id="ana", budget_tokens=500)
-    assert len(big.lines) == 5 and "2026-03-02" in big.text and "Ana: I moved to Lisbon" in big.text
+    assert {p for line in big.lines for p in line.provenance} == {e.id for e in added.episodes}
+    assert "2026-03-02" in big.text and "Lisbon" in big.text
+    for line in big.lines:  # a turn is not shown beside a note taken from it
+        if line.layer == 0:
+            assert not any(o.layer == 1 and line.record_id in o.provenance for o in big.lines)
     small = memory.context("Where does Ana live?", user_id="ana", budget_tokens=30)
     assert 1 <= len(small.lines) < 5
 
@@ -94,14 +100,14 @@ def test_context_fits_budget_and_cites_sources(memory: Memory):
 def test_get_list_update_history_delete(memory: Memory):
     ids = memory.add(CHAT, user_id="ana").ids
     assert memory.get(ids[0], user_id="ana").content.startswith("I moved to Lisbon")
-    page = memory.list(user_id="ana", limit=2)
+    page = memory.list(user_id="ana", limit=2, layers=[0])
     assert [r.id for r in page.items] == ids[:2] and page.next_cursor
-    rest = memory.list(user_id="ana", limit=10, cursor=page.next_cursor)
+    rest = memory.list(user_id="ana", limit=10, cursor=page.next_cursor, layers=[0])
     assert [r.id for r in rest.items] == ids[2:] and rest.next_cursor is None
 
     updated = memory.update(ids[0], content="I moved to Porto last week.", metadata={"fixed": True}, user_id="ana")
     assert updated.content == "I moved to Porto last week." and updated.metadata == {"fixed": True}
-    assert memory.search("Porto", user_id="ana", limit=1)[0].id == ids[0]
+    assert memory.search("Porto", user_id="ana", limit=1)[0].provenance == [ids[0]]
     assert [h.id for h in memory.search("Lisbon", user_id="ana", recipe="bm25")] == []
     events = memory.history(ids[0], user_id="ana")
     assert [e.event for e in events] == ["created", "updated"]
@@ -112,7 +118,7 @@ def test_get_list_update_history_delete(memory: Memory):
         memory.get(ids[1], user_id="ana")
     with pytest.raises(NotFound):
         memory.delete(ids[1], user_id="ana")
-    assert memory.delete_all(user_id="ana") == 4
+    assert memory.delete_all(user_id="ana") >= 4
     assert memory.list(user_id="ana").items == []
 
 
@@ -129,7 +135,7 @@ def test_scope_isolation(memory: Memory):
         memory.update(b, content="pwned", user_id="ana")
     with pytest.raises(NotFound):
         memory.delete(b, user_id="ana")
-    assert memory.delete_all(user_id="ana") == 1
+    assert memory.delete_all(user_id="ana") >= 1
     assert memory.get(b, user_id="bob").content == "Bob likes sailing"
 
 
@@ -197,7 +203,7 @@ def test_async_memory(tmp_path, embedder):
         async with AsyncMemory(settings=Settings(db=tmp_path / "a.db"), embedder=embedder) as m:
             added = await asyncio.gather(*(m.add(f"fact number {i} about rivers", user_id="ana") for i in range(5)))
             assert len({r.ids[0] for r in added}) == 5
-            hits = await m.search("rivers", user_id="ana", limit=10)
+            hits = await m.search("rivers", user_id="ana", limit=10, layers=[0])
             assert len(hits) == 5
             block = await m.context("rivers", user_id="ana", budget_tokens=100)
             assert block.tokens <= 100 and block.lines
@@ -205,9 +211,9 @@ def test_async_memory(tmp_path, embedder):
             await m.update(rid, content="fact about lakes", user_id="ana")
             assert (await m.get(rid, user_id="ana")).content == "fact about lakes"
             assert len(await m.history(rid, user_id="ana")) == 2
-            assert len((await m.list(user_id="ana")).items) == 5
+            assert len((await m.list(user_id="ana", layers=[0])).items) == 5
             await m.delete(rid, user_id="ana")
-            assert await m.delete_all(user_id="ana") == 4
+            assert await m.delete_all(user_id="ana") >= 4
             with pytest.raises(NotFound):
                 await m.get(rid, user_id="ana")
 
@@ -223,7 +229,7 @@ def test_persists_across_processes(tmp_path):
         "if sys.argv[2] == 'write':\n"
         "    print(json.dumps(m.add(['I keep bees on the roof', 'The hive is blue'], user_id='ana').ids))\n"
         "else:\n"
-        "    print(json.dumps([h.id for h in m.search('bees', user_id='ana', limit=1)]))\n"
+        "    print(json.dumps(m.search('bees', user_id='ana', limit=1)[0].provenance))\n"
     )
     wrote = json.loads(subprocess.run([sys.executable, "-c", script, str(db), "write"], check=True,
                                       capture_output=True, text=True).stdout)

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     openai_api_key: str | None = None
     openai_embed_model: str = "nomic-embed-text"
 
+    # write path
+    extractor: Literal["rules", "none"] = Field(
+        "rules", description="how L1 notes are derived from episodes: offline rules, or not at all"
+    )
+
     # retrieval
     recipe: str = Field("hybrid", description="default retrieval recipe (see memstrata.read.recipes)")
 

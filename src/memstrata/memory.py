@@ -19,13 +19,15 @@ from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
 from .errors import ContentTooLarge, InvalidInput, NotFound
 from .ids import new_id
-from .model import AddResult, ContextBlock, Episode, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
+from .model import AddResult, ContextBlock, Episode, embedding_text, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
 from .read.pack import pack
 from .read.recipes import Recipe, get_recipe
 from .read.search import retrieve
 from .store import open_store
 from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
+from .write.extract import RuleExtractor
+from .write.resolve import Resolution, note_key, resolve
 
 #: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
@@ -56,6 +58,8 @@ class Memory:
         self._embedder_arg = embedder
         self._embedder: CachedEmbedder | None = None
         self._embedder_lock = threading.Lock()
+        self._extractor = RuleExtractor()
+        self._speakers: dict[tuple[str | None, str | None], list[str]] = {}
 
     # ------------------------------------------------------------------ plumbing
 
@@ -129,9 +133,26 @@ class Memory:
                     metadata=meta,
                 )
             )
-        vectors = self.embedder.embed([e.embedding_text for e in episodes])
-        self.store.put(episodes, vectors, self.embedder.name)
-        return AddResult(episodes=episodes)
+        resolution = self._derive_notes(episodes, scope, stamp)
+        records = [*episodes, *resolution.notes]
+        vectors = self.embedder.embed([r.embedding_text for r in records])
+        self.store.put(records, vectors, self.embedder.name, merges=resolution.merges)
+        return AddResult(episodes=episodes, notes=resolution.notes, merged=list(resolution.merges))
+
+    def _derive_notes(self, episodes: list[Episode], scope: Scope, stamp: datetime) -> Resolution:
+        """L1 notes for new episodes, resolved against the notes already stored."""
+        if self.settings.extractor == "none":
+            return Resolution()
+        key = (scope.user_id, scope.agent_id)
+        known = self._speakers.get(key)
+        if known is None:
+            known = self._speakers[key] = list(self.store.speakers(scope))
+        for e in episodes:
+            if e.speaker and e.speaker not in known:
+                known.append(e.speaker)
+        drafts = self._extractor.extract(episodes, known)
+        existing = self.store.find_by_keys(scope, [note_key(d.content) for d in drafts])
+        return resolve(drafts, scope, existing, stamp)
 
     def update(
         self,
@@ -149,16 +170,22 @@ class Memory:
             raise InvalidInput("update needs content=... or metadata=...", field="content")
         new_content = check.text(content, "content") if content is not None else None
         new_meta = check.metadata(metadata) if metadata is not None else None
+        current = self.get(memory_id, user_id=user_id, agent_id=agent_id)
         vector = None
         if new_content is not None:
-            current = self.get(memory_id, user_id=user_id, agent_id=agent_id)
-            from .model import embedding_text
-
             vector = self.embedder.embed([embedding_text(current.speaker, new_content)])[0]
-        return self.store.update(
+        updated = self.store.update(
             memory_id, scope, content=new_content, metadata=new_meta, vector=vector,
             model=self.embedder.name if vector is not None else None,
         )
+        if new_content is not None and isinstance(updated, Episode):
+            # Notes said what the old text said: drop this episode from them and derive afresh.
+            self.store.detach(updated.id, scope)
+            resolution = self._derive_notes([updated], scope, updated.updated_at)
+            if resolution.notes or resolution.merges:
+                vectors = self.embedder.embed([n.embedding_text for n in resolution.notes])
+                self.store.put(resolution.notes, vectors, self.embedder.name, merges=resolution.merges)
+        return updated
 
     def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> None:
         """Erase one memory from every table and index. Raises `NotFound` if it is not in the scope."""

@@ -110,6 +110,10 @@ class Record(BaseModel):
     speaker: str | None = None
     valid_from: datetime | None = None
     valid_to: datetime | None = None
+    #: Identity of the statement for merging repeats (derived layers).
+    dedup_key: str | None = None
+    #: What the statement is about, e.g. "Ana|lives_in"; a newer one with the same slot supersedes.
+    slot: str | None = None
 
     @property
     def scope(self) -> Scope:
@@ -252,11 +256,15 @@ class AddResult(BaseModel):
     """What an `add` stored."""
 
     episodes: list[Episode]
+    #: Notes newly derived from the episodes.
     notes: list[Note] = Field(default_factory=list)
+    #: Ids of stored notes the episodes repeated (their sources grew instead of a duplicate appearing).
+    merged: list[str] = Field(default_factory=list)
 
     @property
     def ids(self) -> list[str]:
-        return [e.id for e in self.episodes] + [n.id for n in self.notes]
+        """Ids of the stored episodes."""
+        return [e.id for e in self.episodes]
 
 
 class Page(BaseModel):

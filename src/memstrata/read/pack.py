@@ -27,18 +27,30 @@ def render_line(hit: SearchHit) -> str:
 def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBlock:
     """Take hits best-first while they fit in `budget_tokens`, then render them in time order.
 
-    A hit that does not fit is skipped and smaller ones after it may still be taken.
+    A hit that does not fit is skipped and smaller ones after it may still be taken. Layers mix
+    without duplication: a turn is not spent when a note from it is in, nor a note when its turn is.
     """
     header_tokens = count_tokens(HEADER)
     used = header_tokens
     chosen: list[tuple[SearchHit, str, int]] = []
+    whole_turns: set[str] = set()  # episodes shown verbatim
+    noted_turns: set[str] = set()  # episodes a chosen note already speaks for
     for hit in hits:
+        if hit.record.layer_value == 0:
+            if hit.record.id in whole_turns or hit.record.id in noted_turns:
+                continue  # a note from this turn is in; the rest of the turn is small talk or its other notes
+        elif hit.provenance and set(hit.provenance) <= whole_turns:
+            continue  # the turns it came from are already shown verbatim
         line = render_line(hit)
         n = count_tokens(line)
         if used + n > budget_tokens:
             continue
         chosen.append((hit, line, n))
         used += n
+        if hit.record.layer_value == 0:
+            whole_turns.add(hit.record.id)
+        else:
+            noted_turns.update(hit.provenance)
     if not chosen:
         return ContextBlock(query=query, text="", lines=[], tokens=0, budget_tokens=budget_tokens)
     chosen.sort(key=lambda c: (c[0].record.event_time, c[0].record.id))

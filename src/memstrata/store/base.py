@@ -6,7 +6,7 @@ that reads or writes memories takes a `Scope` and enforces it itself.
 
 from __future__ import annotations
 
-from typing import Iterable, Protocol, Sequence
+from typing import Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -25,9 +25,16 @@ class Store(Protocol):
         vectors: np.ndarray | None = None,
         model: str | None = None,
         *,
+        merges: Mapping[str, Sequence[str]] | None = None,
         actor: str = "api",
     ) -> None:
-        """Insert records (and one vector per record) in one transaction; all or nothing."""
+        """Insert records (one vector each) and add `merges` (record id -> new source ids), in one transaction."""
+
+    def find_by_keys(self, scope: Scope, keys: Sequence[str]) -> dict[str, str]:
+        """Active records of the scope's user/agent whose dedup_key is in `keys`: key -> id."""
+
+    def speakers(self, scope: Scope, limit: int = 50) -> list[str]:
+        """Speakers of the scope's episodes, most frequent first."""
 
     def get(self, ids: Sequence[str], scope: Scope) -> list[Record]:
         """Records with these ids inside `scope`, in the order asked; missing ids are left out."""
@@ -52,6 +59,9 @@ class Store(Protocol):
 
     def delete(self, ids: Sequence[str], scope: Scope) -> int:
         """Erase records from every table and index; returns how many were deleted."""
+
+    def detach(self, source_id: str, scope: Scope) -> int:
+        """Remove `source_id` from every record's sources; derived records left with none are deleted."""
 
     def delete_scope(self, scope: Scope) -> int:
         """Erase every record in `scope`; returns how many were deleted."""

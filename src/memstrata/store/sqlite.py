@@ -9,7 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Sequence, TypeVar
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
@@ -24,7 +24,7 @@ T = TypeVar("T")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RECORD_COLUMNS = (
     "rid, id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at, "
-    "updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata"
+    "updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot"
 )
 
 
@@ -196,7 +196,7 @@ class SQLiteStore:
 
     def _to_record(self, row: tuple, sources: list[str]) -> Record:
         (_, rid_id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at,
-         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata) = row
+         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot) = row
         cls = RECORD_TYPES[layer]
         return cls(
             id=rid_id, kind=kind, user_id=user_id, agent_id=agent_id, session_id=session_id, role=role,
@@ -205,7 +205,7 @@ class SQLiteStore:
             valid_from=to_datetime(valid_from) if valid_from is not None else None,
             valid_to=to_datetime(valid_to) if valid_to is not None else None,
             status=status, importance=importance, keywords=json.loads(keywords), entities=json.loads(entities),
-            metadata=json.loads(metadata), sources=sources,
+            metadata=json.loads(metadata), sources=sources, dedup_key=dedup_key, slot=slot,
         )
 
     def _records_by_rid(self, rows: list[tuple]) -> list[Record]:
@@ -229,6 +229,7 @@ class SQLiteStore:
         vectors: np.ndarray | None = None,
         model: str | None = None,
         *,
+        merges: Mapping[str, Sequence[str]] | None = None,
         actor: str = "api",
     ) -> None:
         if vectors is not None and len(vectors) != len(records):
@@ -239,7 +240,7 @@ class SQLiteStore:
                 cur = conn.execute(
                     "INSERT INTO records (id, layer, kind, user_id, agent_id, session_id, role, speaker, content, "
                     "content_hash, event_time, created_at, updated_at, valid_from, valid_to, status, importance, "
-                    "keywords, entities, metadata) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "keywords, entities, metadata, dedup_key, slot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         rec.id, rec.layer_value, rec.kind, rec.user_id, rec.agent_id, rec.session_id, rec.role,
                         rec.speaker, rec.content, text_hash(rec.embedding_text), rec.event_time.timestamp(),
@@ -247,7 +248,7 @@ class SQLiteStore:
                         rec.valid_from.timestamp() if rec.valid_from else None,
                         rec.valid_to.timestamp() if rec.valid_to else None,
                         rec.status, rec.importance, json.dumps(rec.keywords), json.dumps(rec.entities),
-                        json.dumps(rec.metadata, ensure_ascii=False),
+                        json.dumps(rec.metadata, ensure_ascii=False), rec.dedup_key, rec.slot,
                     ),
                 )
                 rid = cur.lastrowid
@@ -265,7 +266,51 @@ class SQLiteStore:
                     "INSERT INTO history (record_id, event, at, new_content, actor) VALUES (?, 'created', ?, ?, ?)",
                     (rec.id, stamp, rec.content, actor),
                 )
-            self._bump(conn, ((r.user_id, r.agent_id) for r in records))
+            touched = [(r.user_id, r.agent_id) for r in records]
+            for record_id, new_sources in (merges or {}).items():
+                touched.append(self._add_sources(conn, record_id, new_sources, stamp, actor))
+            self._bump(conn, touched)
+
+    def _add_sources(
+        self, conn: sqlite3.Connection, record_id: str, new_sources: Sequence[str], stamp: float, actor: str
+    ) -> tuple[str | None, str | None]:
+        row = conn.execute("SELECT rid, user_id, agent_id FROM records WHERE id = ?", (record_id,)).fetchone()
+        if row is None:
+            raise NotFound(f"no memory {record_id!r} to merge into")
+        rid, user_id, agent_id = row
+        start = conn.execute("SELECT coalesce(max(position) + 1, 0) FROM sources WHERE rid = ?", (rid,)).fetchone()[0]
+        added = [s for s in new_sources if conn.execute(
+            "INSERT OR IGNORE INTO sources VALUES (?, ?, ?)", (rid, s, start + new_sources.index(s))).rowcount]
+        if added:
+            conn.execute("UPDATE records SET updated_at = ? WHERE rid = ?", (stamp, rid))
+            conn.execute(
+                "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, 'merged', ?, ?, ?)",
+                (record_id, stamp, actor, json.dumps({"sources_added": added})),
+            )
+        return user_id, agent_id
+
+    def find_by_keys(self, scope: Scope, keys: Sequence[str]) -> dict[str, str]:
+        if not keys:
+            return {}
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        out: dict[str, str] = {}
+        for chunk in _chunks(list(dict.fromkeys(keys)), 500):
+            for key, rid_id in self._read(
+                f"SELECT r.dedup_key, r.id FROM records r WHERE r.dedup_key IN ({','.join('?' * len(chunk))}) "
+                f"AND r.status = 'active' AND {where} ORDER BY r.rid",
+                [*chunk, *params],
+            ):
+                out.setdefault(key, rid_id)
+        return out
+
+    def speakers(self, scope: Scope, limit: int = 50) -> list[str]:
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        rows = self._read(
+            f"SELECT r.speaker, count(*) AS n FROM records r WHERE {where} AND r.layer = 0 AND r.speaker IS NOT NULL "
+            "GROUP BY r.speaker ORDER BY n DESC LIMIT ?",
+            [*params, limit],
+        )
+        return [r[0] for r in rows]
 
     def update(
         self,
@@ -318,29 +363,62 @@ class SQLiteStore:
             return self._records_by_rid(full)[0]
 
     def _delete_rids(self, conn: sqlite3.Connection, rows: list[tuple]) -> int:
-        """Delete (rid, id, user_id, agent_id, content_hash) rows and every trace of their content."""
+        """Delete (rid, id, user_id, agent_id, content_hash) rows and every trace of their content.
+
+        Derived records lose the deleted ids from their sources; one left with no source is deleted too.
+        """
         if not rows:
             return 0
         stamp = now()
-        for chunk in _chunks(rows, 500):
-            rids = [r[0] for r in chunk]
-            ids = [r[1] for r in chunk]
-            marks = ",".join("?" * len(chunk))
-            conn.execute(f"DELETE FROM records WHERE rid IN ({marks})", rids)  # cascades: sources, links, vectors
-            conn.execute(f"DELETE FROM history WHERE record_id IN ({marks})", ids)
-            conn.executemany("INSERT INTO audit (record_id, event, at) VALUES (?, 'deleted', ?)", [(i, stamp) for i in ids])
-            hashes = list({r[4] for r in chunk})
-            still_used = {
-                h for (h,) in conn.execute(
-                    f"SELECT DISTINCT content_hash FROM records WHERE content_hash IN ({','.join('?' * len(hashes))})",
-                    hashes,
+        total = 0
+        while rows:
+            total += len(rows)
+            orphans: list[tuple] = []
+            for chunk in _chunks(rows, 500):
+                rids = [r[0] for r in chunk]
+                ids = [r[1] for r in chunk]
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM records WHERE rid IN ({marks})", rids)  # cascades: sources, links, vectors
+                conn.execute(f"DELETE FROM history WHERE record_id IN ({marks})", ids)
+                conn.executemany(
+                    "INSERT INTO audit (record_id, event, at) VALUES (?, 'deleted', ?)", [(i, stamp) for i in ids]
                 )
-            }
-            gone = [h for h in hashes if h not in still_used]
-            if gone:
-                conn.execute(f"DELETE FROM embed_cache WHERE text_hash IN ({','.join('?' * len(gone))})", gone)
-        self._bump(conn, ((r[2], r[3]) for r in rows))
-        return len(rows)
+                orphans += self._unlink_sources(conn, ids)
+                hashes = list({r[4] for r in chunk})
+                still_used = {
+                    h for (h,) in conn.execute(
+                        f"SELECT DISTINCT content_hash FROM records WHERE content_hash IN ({','.join('?' * len(hashes))})",
+                        hashes,
+                    )
+                }
+                gone = [h for h in hashes if h not in still_used]
+                if gone:
+                    conn.execute(f"DELETE FROM embed_cache WHERE text_hash IN ({','.join('?' * len(gone))})", gone)
+            self._bump(conn, ((r[2], r[3]) for r in rows))
+            rows = orphans
+        return total
+
+    def _unlink_sources(self, conn: sqlite3.Connection, source_ids: list[str]) -> list[tuple]:
+        """Remove `source_ids` from every record's sources; return the derived records left with none."""
+        marks = ",".join("?" * len(source_ids))
+        dependants = [r[0] for r in conn.execute(f"SELECT DISTINCT rid FROM sources WHERE source_id IN ({marks})", source_ids)]
+        if not dependants:
+            return []
+        conn.execute(f"DELETE FROM sources WHERE source_id IN ({marks})", source_ids)
+        return conn.execute(
+            f"SELECT rid, id, user_id, agent_id, content_hash FROM records r WHERE r.rid IN "
+            f"({','.join('?' * len(dependants))}) AND r.layer > 0 "
+            "AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.rid = r.rid)",
+            dependants,
+        ).fetchall()
+
+    def detach(self, source_id: str, scope: Scope) -> int:
+        """Remove `source_id` from the sources of records in `scope`; delete those left with none. Returns deletions."""
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        with self._write() as conn:
+            if conn.execute(f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [source_id, *params]).fetchone() is None:
+                raise NotFound(f"no memory {source_id!r} in scope {scope.label()}")
+            return self._delete_rids(conn, self._unlink_sources(conn, [source_id]))
 
     def delete(self, ids: Sequence[str], scope: Scope) -> int:
         where, params = _scope_where(scope)

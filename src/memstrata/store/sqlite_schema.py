@@ -32,11 +32,17 @@ MIGRATIONS: list[str] = [
         keywords     TEXT NOT NULL DEFAULT '[]',
         entities     TEXT NOT NULL DEFAULT '[]',
         metadata     TEXT NOT NULL DEFAULT '{}',
+        -- identity of the statement (normalised text hash): equal keys are merged, not duplicated
+        dedup_key    TEXT,
+        -- what the record is about ("Ana|lives_in"): a newer active record with the same slot supersedes it
+        slot         TEXT,
         CHECK (user_id IS NOT NULL OR agent_id IS NOT NULL)
     );
     CREATE INDEX records_by_user ON records(user_id, agent_id, layer, rid);
     CREATE INDEX records_by_agent ON records(agent_id, layer, rid);
     CREATE INDEX records_by_hash ON records(content_hash);
+    CREATE INDEX records_by_key ON records(dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE INDEX records_by_slot ON records(slot) WHERE slot IS NOT NULL;
 
     CREATE TABLE sources (
         rid       INTEGER NOT NULL REFERENCES records(rid) ON DELETE CASCADE,

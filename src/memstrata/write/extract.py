@@ -1,0 +1,211 @@
+"""L1 note extraction. The offline extractor turns each turn into atomic, self-contained statements.
+
+For every episode: split into sentences, drop small talk, resolve first and second
+person to the speakers' names, resolve relative time to absolute dates, pull
+entities and keywords. Every note names the episode it came from.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, time, timezone
+from typing import Protocol, Sequence
+
+from ..model import Episode
+from .timeexpr import annotate_times
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
+
+_FUNCTION_WORDS = frozenset(
+    """a about after again all also am an and any are as at be been being but by can could did do does doing
+    for from had has have having he her here hers him his how i if in into is it its just me more most my no
+    not now of on once only or our out over own same she should so some such than that the their them then
+    there these they this those through to too up very was we were what when where which while who why will
+    with would you your yours yourself yeah yes yep oh ok okay hey hi hello wow thanks thank lol haha hmm
+    really so sure totally definitely absolutely awesome great cool nice good glad amazing wonderful fantastic
+    super happy sounds sound like love lovely appreciate know see talk chat catch soon later bye take care
+    it's that's i'm you're i've you've we're what's how's there's let's can't don't didn't doesn't won't
+    isn't wasn't aren't i'll you'll i'd you'd keep going""".split()
+)
+
+_STOP_KEYWORDS = _FUNCTION_WORDS | frozenset("one thing things lot much many way ways time times day days".split())
+
+
+@dataclass
+class NoteDraft:
+    """An extracted statement before resolution against what the store knows."""
+
+    content: str
+    sources: list[str]
+    event_time: datetime
+    entities: list[str] = field(default_factory=list)
+    keywords: list[str] = field(default_factory=list)
+    importance: float = 0.5
+    kind: str = "fact"
+    #: Metadata inherited from the source episode (so metadata filters reach derived notes).
+    metadata: dict = field(default_factory=dict)
+
+
+class Extractor(Protocol):
+    """Turns episodes into note drafts. `participants` names who takes part in the scope."""
+
+    def extract(self, episodes: Sequence[Episode], participants: Sequence[str]) -> list[NoteDraft]: ...
+
+
+def split_sentences(text: str) -> list[str]:
+    """Sentences of a turn; very short fragments are joined to their neighbour."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
+    merged: list[str] = []
+    for p in parts:
+        if merged and len(p.split()) <= 2:
+            merged[-1] = f"{merged[-1]} {p}"
+        else:
+            merged.append(p)
+    return merged
+
+
+_GREETING = re.compile(r"^\W*(hey|hi|hello|thanks|thank you|wow|aw+|oh|haha|yay|bye|good (morning|night|to see))\b", re.I)
+
+
+def is_small_talk(sentence: str, names: Sequence[str]) -> bool:
+    """True for greetings, thanks and reactions: no word outside small talk, names and function words."""
+    lowered = {n.lower() for n in names}
+    words = [w.lower().strip("'’-") for w in _WORD.findall(sentence)]
+    if _GREETING.match(sentence) and len(words) <= 3:
+        return True
+    return all(w in _FUNCTION_WORDS or w in lowered or len(w) < 3 for w in words)
+
+
+def _person_rules(speaker: str, listener: str | None) -> list[tuple[re.Pattern[str], str]]:
+    s, rules = speaker, []
+
+    def add(pattern: str, repl: str, flags: int = 0) -> None:
+        rules.append((re.compile(pattern, flags), repl))
+
+    add(r"\bI'm\b|\bI am\b", f"{s} is")
+    add(r"\bI've\b|\bI have\b", f"{s} has")
+    add(r"\bI'd\b", f"{s} would")
+    add(r"\bI'll\b", f"{s} will")
+    add(r"\bI was\b", f"{s} was")
+    add(r"\bI\b", s)
+    add(r"\b[Mm]y\b", f"{s}'s")
+    add(r"\b[Mm]ine\b", f"{s}'s")
+    add(r"\b[Mm]yself\b", s)
+    add(r"(?<![A-Za-z])me\b", s)
+    if listener:
+        o = listener
+        add(r"\b[Yy]ou're\b|\b[Yy]ou are\b", f"{o} is")
+        add(r"\b[Yy]ou've\b|\b[Yy]ou have\b", f"{o} has")
+        add(r"\b[Yy]ou'll\b", f"{o} will")
+        add(r"\b[Yy]ou'd\b", f"{o} would")
+        add(r"\b[Yy]ours\b", f"{o}'s")
+        add(r"\b[Yy]our\b", f"{o}'s")
+        add(r"\b[Yy]ourself\b", o)
+        add(r"\b[Yy]ou\b", o)
+    return rules
+
+
+def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
+    """Replace I/me/my (and you/your, when the listener is known) with names."""
+    if not speaker:
+        return sentence
+    out = sentence
+    for pattern, repl in _person_rules(speaker, listener):
+        out = pattern.sub(repl, out)
+    return out
+
+
+_CAPITALISED = re.compile(r"\b([A-Z][a-zA-Z'’-]+(?:\s+[A-Z][a-zA-Z'’-]+)*)")
+
+
+def entities_of(sentence: str, names: Sequence[str]) -> list[str]:
+    """Capitalised phrases not at the start of the sentence, plus participants mentioned."""
+    found: dict[str, None] = {}
+    for n in names:
+        if re.search(rf"\b{re.escape(n)}\b", sentence):
+            found[n] = None
+    for m in _CAPITALISED.finditer(sentence):
+        words = m.group(1).removesuffix("'s").removesuffix("’s").split()
+        at_start = m.start() == 0 or sentence[: m.start()].rstrip().endswith((".", "!", "?", ":"))
+        while words and (words[0].lower() in _FUNCTION_WORDS or (at_start and len(words) == 1)):
+            words = words[1:]
+            at_start = False
+        phrase = " ".join(words)
+        if phrase and phrase.lower() not in _FUNCTION_WORDS and phrase != "I":
+            found[phrase] = None
+    return list(found)
+
+
+def keywords_of(sentence: str, limit: int = 12) -> list[str]:
+    """Lower-cased content words, in order of appearance."""
+    out: dict[str, None] = {}
+    for w in _WORD.findall(sentence):
+        lw = w.lower().strip("'’-")
+        lw = re.sub(r"['’]s$", "", lw)
+        if len(lw) >= 3 and lw not in _STOP_KEYWORDS:
+            out[lw] = None
+    return list(out)[:limit]
+
+
+class RuleExtractor:
+    """The offline extractor: rules only, no model. Deterministic."""
+
+    #: Sentences with fewer words than this (after small-talk removal) are kept only if they name something.
+    min_words: int = 4
+
+    def extract(self, episodes: Sequence[Episode], participants: Sequence[str]) -> list[NoteDraft]:
+        drafts: list[NoteDraft] = []
+        last_other: dict[str, str] = {}
+        for ep in episodes:
+            speaker = ep.speaker
+            listener = _listener(speaker, participants, last_other)
+            names = [p for p in participants if p]
+            for sentence in split_sentences(ep.content):
+                if is_small_talk(sentence, names):
+                    continue
+                resolved = resolve_persons(sentence, speaker, listener)
+                ents = entities_of(resolved, names)
+                is_question = sentence.rstrip().endswith("?")
+                if is_question and len(keywords_of(resolved)) < 3:
+                    continue  # "What happened?": asks, says nothing
+                annotated, mentions = annotate_times(resolved, ep.event_time)
+                if speaker and speaker not in annotated:
+                    annotated = f"{speaker}: {annotated}"
+                event_time = ep.event_time
+                day_mentions = [m for m in mentions if m.is_day]
+                if day_mentions:
+                    d = day_mentions[0].first
+                    event_time = datetime.combine(d, time(12, 0), tzinfo=timezone.utc)
+                if speaker and speaker not in ents:
+                    ents.insert(0, speaker)
+                if len(annotated.split()) < self.min_words and not (set(ents) - set(names)):
+                    continue
+                drafts.append(
+                    NoteDraft(
+                        content=annotated,
+                        sources=[ep.id],
+                        event_time=event_time,
+                        entities=ents,
+                        keywords=keywords_of(annotated),
+                        importance=0.3 if is_question else 0.5,
+                        kind="question" if is_question else "fact",
+                        metadata=dict(ep.metadata),
+                    )
+                )
+            if speaker:
+                for p in participants:
+                    if p != speaker:
+                        last_other[p] = speaker
+        return drafts
+
+
+def _listener(speaker: str | None, participants: Sequence[str], last_other: dict[str, str]) -> str | None:
+    """In a two-party conversation the listener is the other participant."""
+    if not speaker:
+        return None
+    others = [p for p in participants if p and p != speaker]
+    if len(others) == 1:
+        return others[0]
+    return last_other.get(speaker)

@@ -1,0 +1,197 @@
+"""Relative time expressions ("yesterday", "last week", "two days ago") resolved against a reference time."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+_NUM_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "couple of": 2, "a couple of": 2, "few": 3, "a few": 3, "several": 3,
+}
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+           "november", "december"]
+
+
+def fmt_day(d: date) -> str:
+    """``7 May 2023``."""
+    return f"{d.day} {d.strftime('%B')} {d.year}"
+
+
+def fmt_month(year: int, month: int) -> str:
+    return f"{date(year, month, 1).strftime('%B')} {year}"
+
+
+def _add_months(d: date, months: int) -> tuple[int, int]:
+    total = d.year * 12 + (d.month - 1) + months
+    return total // 12, total % 12 + 1
+
+
+@dataclass
+class TimeMention:
+    """A relative expression found in a text and what it means."""
+
+    start: int
+    end: int
+    phrase: str
+    #: Human form of the resolved time, e.g. "7 May 2023" or "April 2023".
+    resolved: str
+    #: First and last day the expression covers.
+    first: date
+    last: date
+
+    @property
+    def is_day(self) -> bool:
+        return self.first == self.last
+
+
+_NUM = r"(\d+|a couple of|a few|couple of|few|several|an?|one|two|three|four|five|six|seven|eight|nine|ten)"
+_PATTERNS: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(rf"\b{_NUM}\s+(day|week|month|year)s?\s+ago\b", re.I), "ago"),
+    (re.compile(r"\b(the\s+day\s+before\s+yesterday)\b", re.I), "before_yesterday"),
+    (re.compile(r"\b(yesterday|last\s+night)\b", re.I), "yesterday"),
+    (re.compile(r"\b(today|tonight|this\s+morning|this\s+afternoon|this\s+evening|earlier\s+today)\b", re.I), "today"),
+    (re.compile(r"\b(tomorrow)\b", re.I), "tomorrow"),
+    (re.compile(r"\b(last|this\s+past|past)\s+(weekend)\b", re.I), "last_weekend"),
+    (re.compile(r"\b(this|next)\s+(weekend)\b", re.I), "this_weekend"),
+    (re.compile(r"\b(last|this\s+past)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "last_weekday"),
+    (re.compile(r"\b(next|this\s+coming)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "next_weekday"),
+    (re.compile(r"\b(last|past|previous)\s+(week)\b", re.I), "last_week"),
+    (re.compile(r"\b(next|coming)\s+(week)\b", re.I), "next_week"),
+    (re.compile(r"\b(this)\s+(week)\b", re.I), "this_week"),
+    (re.compile(r"\b(last|past|previous)\s+(month)\b", re.I), "last_month"),
+    (re.compile(r"\b(next|coming)\s+(month)\b", re.I), "next_month"),
+    (re.compile(r"\b(this)\s+(month)\b", re.I), "this_month"),
+    (re.compile(r"\b(last|past|previous)\s+(year)\b", re.I), "last_year"),
+    (re.compile(r"\b(next|coming)\s+(year)\b", re.I), "next_year"),
+    (re.compile(r"\b(this)\s+(year)\b", re.I), "this_year"),
+    (re.compile(r"\b(last|this\s+past)\s+(summer|winter|spring|fall|autumn)\b", re.I), "last_season"),
+]
+
+
+def _number(text: str) -> int:
+    text = text.lower().strip()
+    return int(text) if text.isdigit() else _NUM_WORDS.get(text, 1)
+
+
+def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, date] | None:
+    if kind == "ago":
+        n, unit = _number(match.group(1)), match.group(2).lower()
+        if unit == "day":
+            d = ref - timedelta(days=n)
+            return fmt_day(d), d, d
+        if unit == "week":
+            d = ref - timedelta(weeks=n)
+            return f"the week of {fmt_day(d - timedelta(days=d.weekday()))}", d - timedelta(days=d.weekday()), d
+        if unit == "month":
+            y, m = _add_months(ref, -n)
+            return fmt_month(y, m), date(y, m, 1), date(y, m, 28)
+        return str(ref.year - n), date(ref.year - n, 1, 1), date(ref.year - n, 12, 31)
+    if kind == "before_yesterday":
+        d = ref - timedelta(days=2)
+        return fmt_day(d), d, d
+    if kind == "yesterday":
+        d = ref - timedelta(days=1)
+        return fmt_day(d), d, d
+    if kind == "today":
+        return fmt_day(ref), ref, ref
+    if kind == "tomorrow":
+        d = ref + timedelta(days=1)
+        return fmt_day(d), d, d
+    if kind in ("last_weekend", "this_weekend"):
+        # the Saturday before the reference day (last), or the coming one (this/next)
+        if kind == "last_weekend":
+            sat = ref - timedelta(days=(ref.weekday() - 5) % 7 or 7)
+        else:
+            sat = ref + timedelta(days=(5 - ref.weekday()) % 7)
+        sun = sat + timedelta(days=1)
+        return f"the weekend of {fmt_day(sat)}", sat, sun
+    if kind == "last_weekday":
+        wd = _WEEKDAYS.index(match.group(2).lower())
+        d = ref - timedelta(days=(ref.weekday() - wd) % 7 or 7)
+        return fmt_day(d), d, d
+    if kind == "next_weekday":
+        wd = _WEEKDAYS.index(match.group(2).lower())
+        d = ref + timedelta(days=(wd - ref.weekday()) % 7 or 7)
+        return fmt_day(d), d, d
+    if kind in ("last_week", "next_week", "this_week"):
+        shift = {"last_week": -7, "next_week": 7, "this_week": 0}[kind]
+        monday = ref - timedelta(days=ref.weekday()) + timedelta(days=shift)
+        return f"the week of {fmt_day(monday)}", monday, monday + timedelta(days=6)
+    if kind in ("last_month", "next_month", "this_month"):
+        y, m = _add_months(ref, {"last_month": -1, "next_month": 1, "this_month": 0}[kind])
+        return fmt_month(y, m), date(y, m, 1), date(y, m, 28)
+    if kind in ("last_year", "next_year", "this_year"):
+        y = ref.year + {"last_year": -1, "next_year": 1, "this_year": 0}[kind]
+        return str(y), date(y, 1, 1), date(y, 12, 31)
+    if kind == "last_season":
+        season = match.group(2).lower()
+        start_month = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 12}[season]
+        y = ref.year if ref.month > start_month + 2 else ref.year - 1
+        return f"{season} {y}", date(y, start_month, 1), date(y, start_month, 28)
+    return None
+
+
+def find_time_mentions(text: str, reference: datetime | date) -> list[TimeMention]:
+    """Relative time expressions in `text`, resolved against `reference`, without overlaps."""
+    ref = reference.date() if isinstance(reference, datetime) else reference
+    found: list[TimeMention] = []
+    taken: list[tuple[int, int]] = []
+    for pattern, kind in _PATTERNS:
+        for m in pattern.finditer(text):
+            if any(m.start() < e and s < m.end() for s, e in taken):
+                continue
+            resolved = _resolve(kind, m, ref)
+            if resolved is None:
+                continue
+            label, first, last = resolved
+            found.append(TimeMention(m.start(), m.end(), m.group(0), label, first, last))
+            taken.append((m.start(), m.end()))
+    return sorted(found, key=lambda t: t.start)
+
+
+def annotate_times(text: str, reference: datetime | date) -> tuple[str, list[TimeMention]]:
+    """`text` with each relative expression followed by its absolute time: "yesterday (7 May 2023)"."""
+    mentions = find_time_mentions(text, reference)
+    out, pos = [], 0
+    for t in mentions:
+        out.append(text[pos : t.end])
+        out.append(f" ({t.resolved})")
+        pos = t.end
+    out.append(text[pos:])
+    return "".join(out), mentions
+
+
+_ABS_DATE = re.compile(
+    r"\b(\d{1,2})\s+(" + "|".join(_MONTHS) + r")\s*,?\s+(\d{4})\b|\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})\b",
+    re.I,
+)
+_MONTH_YEAR = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{4})\b", re.I)
+_YEAR = re.compile(r"\b(19\d{2}|20\d{2})\b")
+
+
+def find_date_range(text: str, reference: datetime | date | None = None) -> tuple[date, date] | None:
+    """The time window a query names ("in May 2023", "last week", "in 2022"), or None."""
+    m = _ABS_DATE.search(text)
+    if m:
+        if m.group(1):
+            d = date(int(m.group(3)), _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)))
+        else:
+            d = date(int(m.group(6)), _MONTHS.index(m.group(4).lower()) + 1, int(m.group(5)))
+        return d, d
+    m = _MONTH_YEAR.search(text)
+    if m:
+        y, mo = int(m.group(2)), _MONTHS.index(m.group(1).lower()) + 1
+        nxt = date(y + (mo == 12), mo % 12 + 1, 1)
+        return date(y, mo, 1), nxt - timedelta(days=1)
+    if reference is not None:
+        mentions = find_time_mentions(text, reference)
+        if mentions:
+            return mentions[0].first, mentions[0].last
+    m = _YEAR.search(text)
+    if m:
+        y = int(m.group(1))
+        return date(y, 1, 1), date(y, 12, 31)
+    return None
