@@ -14,7 +14,7 @@ LEVELS: dict[str, int] = {
     # 0: vocabulary shared by everything
     "model": 0, "errors": 0, "ids": 0, "timeutil": 0, "limits": 0, "config": 0, "validate": 0,
     # 1: infrastructure
-    "store": 1, "embed": 1, "llm": 1, "formats": 1,
+    "store": 1, "embed": 1, "llm": 1, "formats": 1, "text": 1,
     # 2: the three paths
     "write": 2, "organise": 2, "read": 2,
     # 3: the facade

@@ -139,14 +139,19 @@ class Memory:
         self.store.put(records, vectors, self.embedder.name, merges=resolution.merges)
         return AddResult(episodes=episodes, notes=resolution.notes, merged=list(resolution.merges))
 
-    def _derive_notes(self, episodes: list[Episode], scope: Scope, stamp: datetime) -> Resolution:
-        """L1 notes for new episodes, resolved against the notes already stored."""
-        if self.settings.extractor == "none":
-            return Resolution()
+    def _participants(self, scope: Scope) -> list[str]:
+        """Speakers seen in the scope (cached per user/agent; extended as episodes arrive)."""
         key = (scope.user_id, scope.agent_id)
         known = self._speakers.get(key)
         if known is None:
             known = self._speakers[key] = list(self.store.speakers(scope))
+        return known
+
+    def _derive_notes(self, episodes: list[Episode], scope: Scope, stamp: datetime) -> Resolution:
+        """L1 notes for new episodes, resolved against the notes already stored."""
+        if self.settings.extractor == "none":
+            return Resolution()
+        known = self._participants(scope)
         for e in episodes:
             if e.speaker and e.speaker not in known:
                 known.append(e.speaker)
@@ -263,7 +268,10 @@ class Memory:
         if search_filters.time_from and search_filters.time_to and search_filters.time_from > search_filters.time_to:
             raise InvalidInput("time_from is after time_to", field="time_from")
         chosen = get_recipe(recipe, self.settings.recipe)
-        return retrieve(self.store, self.embedder, query, scope, search_filters, check.limit(limit), chosen)
+        return retrieve(
+            self.store, self.embedder.inner, query, scope, search_filters, check.limit(limit), chosen,
+            participants=self._participants(scope),
+        )
 
     def context(
         self,

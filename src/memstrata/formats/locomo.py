@@ -140,6 +140,16 @@ def _turns(conv: dict[str, Any]) -> tuple[list[Turn], dict[int, datetime]]:
 
 def parse_sample(sample: dict[str, Any]) -> Conversation:
     """One LoCoMo sample dict -> `Conversation` (summaries and observations are ignored)."""
+    try:
+        return _parse_sample(sample)
+    except InvalidInput:
+        raise
+    except (KeyError, TypeError, ValueError) as exc:
+        name = sample.get("sample_id", "?") if isinstance(sample, dict) else "?"
+        raise InvalidInput(f"LoCoMo sample {name}: malformed ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_sample(sample: dict[str, Any]) -> Conversation:
     conv = sample["conversation"]
     turns, times = _turns(conv)
     known = {t.dia_id for t in turns}

@@ -1,4 +1,13 @@
-"""Packing search hits into a token budget and rendering them as a prompt block."""
+"""Packing search hits into a token budget and rendering them as a prompt block.
+
+The block is grouped by day (one date line per day, oldest first) and every
+memory line ends with the ids of the episodes it came from:
+
+    Relevant memories (oldest first; [id] = source):
+    2023-05-08:
+    Caroline went to a LGBTQ support group yesterday (7 May 2023). [ep_01H...]
+    Melanie: I'm swamped with the kids & work. [ep_01H...]
+"""
 
 from __future__ import annotations
 
@@ -15,24 +24,29 @@ def count_tokens(text: str) -> int:
 
 
 def render_line(hit: SearchHit) -> str:
-    """``- 2023-05-08 Caroline: text [ep_...]``; derived records cite their source episodes."""
+    """``Caroline: text [ep_...]``; derived records cite their source episodes."""
     rec = hit.record
     who = rec.speaker or (rec.role if rec.layer_value == 0 else None)
     body = " ".join(rec.content.split())
     text = f"{who}: {body}" if who else body
     sources = hit.provenance if rec.layer_value > 0 and hit.provenance else [rec.id]
-    return f"- {rec.event_time:%Y-%m-%d} {text} [{', '.join(sources)}]"
+    return f"{text} [{', '.join(sources)}]"
+
+
+def day_label(hit: SearchHit) -> str:
+    return f"{hit.record.event_time:%Y-%m-%d}:"
 
 
 def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBlock:
-    """Take hits best-first while they fit in `budget_tokens`, then render them in time order.
+    """Take hits best-first while they fit in `budget_tokens`, then render them by day, oldest first.
 
     A hit that does not fit is skipped and smaller ones after it may still be taken. Layers mix
     without duplication: a turn is not spent when a note from it is in, nor a note when its turn is.
+    A day's date line is counted once, when its first memory is taken.
     """
-    header_tokens = count_tokens(HEADER)
-    used = header_tokens
+    used = count_tokens(HEADER)
     chosen: list[tuple[SearchHit, str, int]] = []
+    days: set[str] = set()
     whole_turns: set[str] = set()  # episodes shown verbatim
     noted_turns: set[str] = set()  # episodes a chosen note already speaks for
     for hit in hits:
@@ -43,10 +57,13 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
             continue  # the turns it came from are already shown verbatim
         line = render_line(hit)
         n = count_tokens(line)
-        if used + n > budget_tokens:
+        day = day_label(hit)
+        cost = n + (0 if day in days else count_tokens(day))
+        if used + cost > budget_tokens:
             continue
         chosen.append((hit, line, n))
-        used += n
+        days.add(day)
+        used += cost
         if hit.record.layer_value == 0:
             whole_turns.add(hit.record.id)
         else:
@@ -58,5 +75,13 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
         ContextLine(text=line, record_id=h.record.id, layer=h.record.layer_value, tokens=n, provenance=h.provenance)
         for h, line, n in chosen
     ]
-    text = "\n".join([HEADER, *(l.text for l in lines)])
-    return ContextBlock(query=query, text=text, lines=lines, tokens=used, budget_tokens=budget_tokens)
+    out = [HEADER]
+    current = None
+    for (hit, _, _), line in zip(chosen, lines):
+        day = day_label(hit)
+        if day != current:
+            out.append(day)
+            current = day
+        out.append(line.text)
+    text = "\n".join(out)
+    return ContextBlock(query=query, text=text, lines=lines, tokens=count_tokens(text), budget_tokens=budget_tokens)

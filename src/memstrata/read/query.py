@@ -1,8 +1,13 @@
-"""Query analysis: the terms a lexical retriever matches on."""
+"""Query analysis: lexical terms, the people a query names, and the time window it asks about."""
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Sequence
+
+from ..text.timeexpr import find_date_range
 
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
 
@@ -29,5 +34,23 @@ def lexical_terms(query: str, max_terms: int = 64) -> list[str]:
         if word in STOPWORDS:
             continue
         seen.setdefault(word, None)
-    terms = list(seen)[:max_terms]
-    return terms
+    return list(seen)[:max_terms]
+
+
+@dataclass
+class QueryPlan:
+    """What the read path knows about a query before retrieving."""
+
+    text: str
+    terms: list[str]
+    #: Participants of the scope the query names ("What did Caroline ...").
+    persons: list[str]
+    #: The days the query asks about, if it names a time.
+    window: tuple[date, date] | None
+
+
+def analyse(query: str, participants: Sequence[str], reference: datetime | None = None) -> QueryPlan:
+    """Terms, named participants and time window of a query."""
+    lowered = query.lower()
+    persons = [p for p in participants if p and re.search(rf"\b{re.escape(p.lower())}\b", lowered)]
+    return QueryPlan(text=query, terms=lexical_terms(query), persons=persons, window=find_date_range(query, reference))

@@ -1,4 +1,4 @@
-"""Retrieval recipes: which retrievers run, how many candidates each returns, how they are fused.
+"""Retrieval recipes: which retrievers run, how they are fused and rescored, which layers they read.
 
 A new strategy is a new `Recipe`, not a new code path; benchmarks sweep recipes by name.
 """
@@ -24,12 +24,20 @@ class Recipe:
     rrf_k: int = 60
     #: Per-retriever weights in the fusion; missing means 1.0.
     weights: dict[str, float] = field(default_factory=dict)
+    #: Layers read (None: all). Baselines read episodes (layer 0) only.
+    layers: tuple[int, ...] | None = None
+    #: Score multiplier bonus for memories whose subject is a person the query names.
+    subject_boost: float = 0.0
 
 
 PRESETS: dict[str, Recipe] = {
-    "hybrid": Recipe("hybrid", ("bm25", "dense")),
+    "hybrid": Recipe("hybrid", ("bm25", "dense"), subject_boost=0.5),
     "bm25": Recipe("bm25", ("bm25",)),
     "dense": Recipe("dense", ("dense",)),
+    # flat baselines: one unit per turn, no derived layers, no rescoring
+    "bm25-turns": Recipe("bm25-turns", ("bm25",), layers=(0,)),
+    "dense-turns": Recipe("dense-turns", ("dense",), layers=(0,)),
+    "hybrid-turns": Recipe("hybrid-turns", ("bm25", "dense"), layers=(0,)),
 }
 
 

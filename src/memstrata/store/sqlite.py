@@ -13,7 +13,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
 import numpy as np
 
-from ..errors import NotFound, SchemaTooNew, StoreCorrupt, StoreError
+from ..errors import InvalidInput, NotFound, SchemaTooNew, StoreCorrupt, StoreError
 from ..model import RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, embedding_text, text_hash
 from ..timeutil import now, to_datetime
 from .exact import MatrixCache, ScopeMatrix
@@ -101,6 +101,7 @@ class SQLiteStore:
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
+            self._check_identity()  # before anything writes: a foreign file stays byte-identical
             if str(self.path) != ":memory:":
                 mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if mode.lower() != "wal":
@@ -128,26 +129,34 @@ class SQLiteStore:
         if head and head != _SQLITE_MAGIC:
             raise StoreCorrupt(f"{self.path} is not a SQLite database; point --db / MEMSTRATA_DB at a memstrata database")
 
+    def _check_identity(self) -> None:
+        """Refuse (read-only) a database that is not memstrata's or is newer than this code."""
+        tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        if not tables:
+            return  # new file
+        if "meta" not in tables:
+            raise StoreCorrupt(
+                f"{self.path} is a SQLite database but not a memstrata one (it has tables "
+                f"{', '.join(sorted(tables)[:5])}); use another --db path"
+            )
+        meta = dict(self._conn.execute("SELECT key, value FROM meta"))
+        if meta.get("app") != APP_ID:
+            raise StoreCorrupt(f"{self.path} is not a memstrata database (app={meta.get('app')!r})")
+        version = int(meta.get("schema_version", "0"))
+        if version > CURRENT_VERSION:
+            raise SchemaTooNew(
+                f"{self.path} has schema version {version}, newer than this memstrata understands "
+                f"({CURRENT_VERSION}); upgrade memstrata (pip install -U memstrata)"
+            )
+
     def _migrate(self) -> None:
+        """Create the schema in a new file, or bring an older one up to CURRENT_VERSION."""
         with self._write() as conn:
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if "meta" not in tables:
-                if tables:
-                    raise StoreCorrupt(
-                        f"{self.path} is a SQLite database but not a memstrata one (it has tables "
-                        f"{', '.join(sorted(tables)[:5])}); use another --db path"
-                    )
                 conn.execute("CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
                 conn.execute("INSERT INTO meta VALUES ('app', ?), ('schema_version', '0')", (APP_ID,))
-            meta = dict(conn.execute("SELECT key, value FROM meta"))
-            if meta.get("app") != APP_ID:
-                raise StoreCorrupt(f"{self.path} is not a memstrata database (app={meta.get('app')!r})")
-            version = int(meta.get("schema_version", "0"))
-            if version > CURRENT_VERSION:
-                raise SchemaTooNew(
-                    f"{self.path} has schema version {version}, newer than this memstrata understands "
-                    f"({CURRENT_VERSION}); upgrade memstrata (pip install -U memstrata)"
-                )
+            version = int(dict(conn.execute("SELECT key, value FROM meta"))["schema_version"])
             for target in range(version, CURRENT_VERSION):
                 for statement in _split_sql(MIGRATIONS[target]):
                     conn.execute(statement)
@@ -236,6 +245,12 @@ class SQLiteStore:
             raise ValueError("one vector per record is required")
         stamp = now()
         with self._write() as conn:
+            for chunk in _chunks([r.id for r in records], 500):
+                taken = conn.execute(
+                    f"SELECT id FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                ).fetchall()
+                if taken:
+                    raise InvalidInput(f"memory id {taken[0][0]!r} already exists; give new ids", field="id")
             for i, rec in enumerate(records):
                 cur = conn.execute(
                     "INSERT INTO records (id, layer, kind, user_id, agent_id, session_id, role, speaker, content, "

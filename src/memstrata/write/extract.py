@@ -13,7 +13,7 @@ from datetime import datetime, time, timezone
 from typing import Protocol, Sequence
 
 from ..model import Episode
-from .timeexpr import annotate_times
+from ..text.timeexpr import annotate_times
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -178,8 +178,8 @@ class RuleExtractor:
                 if day_mentions:
                     d = day_mentions[0].first
                     event_time = datetime.combine(d, time(12, 0), tzinfo=timezone.utc)
-                if speaker and speaker not in ents:
-                    ents.insert(0, speaker)
+                if speaker:  # the speaker first: the note is their statement
+                    ents = [speaker] + [e for e in ents if e != speaker]
                 if len(annotated.split()) < self.min_words and not (set(ents) - set(names)):
                     continue
                 drafts.append(

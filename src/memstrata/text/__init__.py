@@ -1,0 +1,1 @@
+"""Text analysis shared by the write and read paths (time expressions)."""
