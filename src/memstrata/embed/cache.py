@@ -19,7 +19,10 @@ class VectorCache(Protocol):
 
 
 class CachedEmbedder:
-    """Embeds only the texts the cache has not seen; duplicates within a batch are embedded once."""
+    """Embeds only the texts the cache has not seen; duplicates within a batch are embedded once.
+
+    Meant for stored texts; queries go to `inner` directly so a read never writes.
+    """
 
     def __init__(self, inner: Embedder, cache: VectorCache) -> None:
         self.inner = inner

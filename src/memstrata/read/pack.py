@@ -42,32 +42,39 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
 
     A hit that does not fit is skipped and smaller ones after it may still be taken. Layers mix
     without duplication: a turn is not spent when a note from it is in, nor a note when its turn is.
-    A day's date line is counted once, when its first memory is taken.
+    A second note from a turn already represented waits until every other candidate had a chance,
+    so a small budget covers more of what happened. A day's date line is counted once.
     """
     used = count_tokens(HEADER)
     chosen: list[tuple[SearchHit, str, int]] = []
     days: set[str] = set()
     whole_turns: set[str] = set()  # episodes shown verbatim
     noted_turns: set[str] = set()  # episodes a chosen note already speaks for
-    for hit in hits:
-        if hit.record.layer_value == 0:
-            if hit.record.id in whole_turns or hit.record.id in noted_turns:
-                continue  # a note from this turn is in; the rest of the turn is small talk or its other notes
-        elif hit.provenance and set(hit.provenance) <= whole_turns:
-            continue  # the turns it came from are already shown verbatim
-        line = render_line(hit)
-        n = count_tokens(line)
-        day = day_label(hit)
-        cost = n + (0 if day in days else count_tokens(day))
-        if used + cost > budget_tokens:
-            continue
-        chosen.append((hit, line, n))
-        days.add(day)
-        used += cost
-        if hit.record.layer_value == 0:
-            whole_turns.add(hit.record.id)
-        else:
-            noted_turns.update(hit.provenance)
+    deferred: list[SearchHit] = []
+    for pass_no, candidates in enumerate((hits, deferred)):
+        for hit in candidates:
+            prov = set(hit.provenance)
+            if hit.record.layer_value == 0:
+                if hit.record.id in whole_turns or hit.record.id in noted_turns:
+                    continue  # a note from this turn is in; the rest of the turn is small talk or its other notes
+            elif prov and prov <= whole_turns:
+                continue  # the turns it came from are already shown verbatim
+            elif pass_no == 0 and prov and prov <= noted_turns:
+                deferred.append(hit)  # another note of the same turn: after the other turns had their turn
+                continue
+            line = render_line(hit)
+            n = count_tokens(line)
+            day = day_label(hit)
+            cost = n + (0 if day in days else count_tokens(day))
+            if used + cost > budget_tokens:
+                continue
+            chosen.append((hit, line, n))
+            days.add(day)
+            used += cost
+            if hit.record.layer_value == 0:
+                whole_turns.add(hit.record.id)
+            else:
+                noted_turns.update(prov)
     if not chosen:
         return ContextBlock(query=query, text="", lines=[], tokens=0, budget_tokens=budget_tokens)
     chosen.sort(key=lambda c: (c[0].record.event_time, c[0].record.id))

@@ -77,6 +77,9 @@ class Store(Protocol):
     ) -> Scored:
         """Cosine similarity (vectors are normalised) against records embedded with `model`."""
 
+    def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
+        """Stored vectors (under `model`) of records in `scope`, by id."""
+
     def embedding_cache_get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for text hashes under `model`."""
 

@@ -600,6 +600,11 @@ class SQLiteStore:
             allowed_rids=allowed,
         )
 
+    def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
+        entry = self._load_matrix(scope, model)
+        wanted = set(ids)
+        return {i: entry.matrix[row] for row, i in enumerate(entry.ids) if i in wanted}
+
     # ------------------------------------------------------------------ embedding cache
 
     def embedding_cache_get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:

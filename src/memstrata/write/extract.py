@@ -149,39 +149,52 @@ def keywords_of(sentence: str, limit: int = 12) -> list[str]:
     return list(out)[:limit]
 
 
+def statements(text: str, names: Sequence[str]) -> list[str]:
+    """Sentences worth a note: small talk dropped.
+
+    (Joining a sentence that opens with a pronoun to the one before it made notes longer and
+    lowered LoCoMo recall per token, 0.866 -> 0.854 at 1000 tokens; sentences stay separate.)
+    """
+    return [s for s in split_sentences(text) if not is_small_talk(s, names)]
+
+
 class RuleExtractor:
     """The offline extractor: rules only, no model. Deterministic."""
 
-    #: Sentences with fewer words than this (after small-talk removal) are kept only if they name something.
-    min_words: int = 4
+    #: A note needs at least this many content words (besides participants' names) ...
+    min_content_words: int = 2
+    #: ... and this many unless it names something or a time.
+    solid_content_words: int = 3
 
     def extract(self, episodes: Sequence[Episode], participants: Sequence[str]) -> list[NoteDraft]:
         drafts: list[NoteDraft] = []
         last_other: dict[str, str] = {}
+        names = [p for p in participants if p]
+        lowered = {n.lower() for n in names}
         for ep in episodes:
             speaker = ep.speaker
             listener = _listener(speaker, participants, last_other)
-            names = [p for p in participants if p]
-            for sentence in split_sentences(ep.content):
-                if is_small_talk(sentence, names):
-                    continue
+            for sentence in statements(ep.content, names):
                 resolved = resolve_persons(sentence, speaker, listener)
-                ents = entities_of(resolved, names)
                 is_question = sentence.rstrip().endswith("?")
-                if is_question and len(keywords_of(resolved)) < 3:
-                    continue  # "What happened?": asks, says nothing
+                content = [k for k in keywords_of(resolved, limit=50) if k not in lowered]
+                ents = entities_of(resolved, names)
                 annotated, mentions = annotate_times(resolved, ep.event_time)
+                named_something = bool(set(ents) - set(names)) or bool(mentions)
+                if len(content) < self.min_content_words or (
+                    len(content) < self.solid_content_words and not named_something
+                ):
+                    continue  # "It really mattered.": too little to stand alone
+                if is_question and len(content) < self.solid_content_words:
+                    continue  # "What happened then?": asks, says nothing
                 if speaker and speaker not in annotated:
                     annotated = f"{speaker}: {annotated}"
                 event_time = ep.event_time
                 day_mentions = [m for m in mentions if m.is_day]
                 if day_mentions:
-                    d = day_mentions[0].first
-                    event_time = datetime.combine(d, time(12, 0), tzinfo=timezone.utc)
+                    event_time = datetime.combine(day_mentions[0].first, time(12, 0), tzinfo=timezone.utc)
                 if speaker:  # the speaker first: the note is their statement
                     ents = [speaker] + [e for e in ents if e != speaker]
-                if len(annotated.split()) < self.min_words and not (set(ents) - set(names)):
-                    continue
                 drafts.append(
                     NoteDraft(
                         content=annotated,
