@@ -26,8 +26,8 @@ from .read.search import retrieve
 from .store import open_store
 from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
-from .write.extract import RuleExtractor
-from .write.resolve import Resolution, note_key, resolve
+from .write.extract import RuleExtractor, default_name
+from .write.resolve import Current, Resolution, note_key, resolve
 
 #: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
@@ -136,7 +136,9 @@ class Memory:
         resolution = self._derive_notes(episodes, scope, stamp)
         records = [*episodes, *resolution.notes]
         vectors = self.embedder.embed([r.embedding_text for r in records])
-        self.store.put(records, vectors, self.embedder.name, merges=resolution.merges)
+        self.store.put(
+            records, vectors, self.embedder.name, merges=resolution.merges, supersede=resolution.supersede
+        )
         return AddResult(episodes=episodes, notes=resolution.notes, merged=list(resolution.merges))
 
     def _participants(self, scope: Scope) -> list[str]:
@@ -153,11 +155,14 @@ class Memory:
             return Resolution()
         known = self._participants(scope)
         for e in episodes:
-            if e.speaker and e.speaker not in known:
-                known.append(e.speaker)
+            name = e.speaker or default_name(e)
+            if name and name not in known:
+                known.append(name)
         drafts = self._extractor.extract(episodes, known)
         existing = self.store.find_by_keys(scope, [note_key(d.content) for d in drafts])
-        return resolve(drafts, scope, existing, stamp)
+        holders = self.store.find_by_slots(scope, [d.slot for d in drafts if d.slot])
+        current = {slot: Current(i, t) for slot, (i, t) in holders.items()}
+        return resolve(drafts, scope, existing, stamp, current)
 
     def update(
         self,
@@ -189,7 +194,10 @@ class Memory:
             resolution = self._derive_notes([updated], scope, updated.updated_at)
             if resolution.notes or resolution.merges:
                 vectors = self.embedder.embed([n.embedding_text for n in resolution.notes])
-                self.store.put(resolution.notes, vectors, self.embedder.name, merges=resolution.merges)
+                self.store.put(
+                    resolution.notes, vectors, self.embedder.name, merges=resolution.merges,
+                    supersede=resolution.supersede,
+                )
         return updated
 
     def delete(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> None:

@@ -6,6 +6,7 @@ that reads or writes memories takes a `Scope` and enforces it itself.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
@@ -26,9 +27,14 @@ class Store(Protocol):
         model: str | None = None,
         *,
         merges: Mapping[str, Sequence[str]] | None = None,
+        supersede: Mapping[str, tuple[datetime, str]] | None = None,
         actor: str = "api",
     ) -> None:
-        """Insert records (one vector each) and add `merges` (record id -> new source ids), in one transaction."""
+        """In one transaction: insert records (one vector each), add `merges` (record id -> new source ids),
+        close `supersede` (record id -> (valid_to, replacing id))."""
+
+    def find_by_slots(self, scope: Scope, slots: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        """The active record holding each slot in the scope's user/agent: slot -> (id, valid_from)."""
 
     def find_by_keys(self, scope: Scope, keys: Sequence[str]) -> dict[str, str]:
         """Active records of the scope's user/agent whose dedup_key is in `keys`: key -> id."""

@@ -7,6 +7,7 @@ import random
 import sqlite3
 import threading
 import time
+from datetime import datetime
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
@@ -239,6 +240,7 @@ class SQLiteStore:
         model: str | None = None,
         *,
         merges: Mapping[str, Sequence[str]] | None = None,
+        supersede: Mapping[str, tuple[datetime, str]] | None = None,
         actor: str = "api",
     ) -> None:
         if vectors is not None and len(vectors) != len(records):
@@ -284,6 +286,18 @@ class SQLiteStore:
             touched = [(r.user_id, r.agent_id) for r in records]
             for record_id, new_sources in (merges or {}).items():
                 touched.append(self._add_sources(conn, record_id, new_sources, stamp, actor))
+            for record_id, (valid_to, by) in (supersede or {}).items():
+                row = conn.execute(
+                    "UPDATE records SET status = 'superseded', valid_to = ?, updated_at = ? WHERE id = ? "
+                    "AND status = 'active' RETURNING user_id, agent_id",
+                    (valid_to.timestamp(), stamp, record_id),
+                ).fetchone()
+                if row is not None:
+                    touched.append(row)
+                    conn.execute(
+                        "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, 'superseded', ?, ?, ?)",
+                        (record_id, stamp, actor, json.dumps({"by": by, "valid_to": valid_to.isoformat()})),
+                    )
             self._bump(conn, touched)
 
     def _add_sources(
@@ -316,6 +330,21 @@ class SQLiteStore:
                 [*chunk, *params],
             ):
                 out.setdefault(key, rid_id)
+        return out
+
+    def find_by_slots(self, scope: Scope, slots: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+        if not slots:
+            return {}
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        out: dict[str, tuple[str, datetime]] = {}
+        for chunk in _chunks(list(dict.fromkeys(slots)), 500):
+            for slot, rid_id, valid_from in self._read(
+                f"SELECT r.slot, r.id, coalesce(r.valid_from, r.event_time) FROM records r "
+                f"WHERE r.slot IN ({','.join('?' * len(chunk))}) AND r.status = 'active' AND {where} "
+                "ORDER BY coalesce(r.valid_from, r.event_time)",
+                [*chunk, *params],
+            ):
+                out[slot] = (rid_id, to_datetime(valid_from))  # the latest wins
         return out
 
     def speakers(self, scope: Scope, limit: int = 50) -> list[str]:

@@ -14,6 +14,7 @@ from typing import Protocol, Sequence
 
 from ..model import Episode
 from ..text.timeexpr import annotate_times
+from .slots import slot_of
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -46,6 +47,8 @@ class NoteDraft:
     kind: str = "fact"
     #: Metadata inherited from the source episode (so metadata filters reach derived notes).
     metadata: dict = field(default_factory=dict)
+    #: What the statement is about, for supersession (see write.slots).
+    slot: str | None = None
 
 
 class Extractor(Protocol):
@@ -172,7 +175,7 @@ class RuleExtractor:
         names = [p for p in participants if p]
         lowered = {n.lower() for n in names}
         for ep in episodes:
-            speaker = ep.speaker
+            speaker = ep.speaker or default_name(ep)
             listener = _listener(speaker, participants, last_other)
             for sentence in statements(ep.content, names):
                 resolved = resolve_persons(sentence, speaker, listener)
@@ -205,6 +208,7 @@ class RuleExtractor:
                         importance=0.3 if is_question else 0.5,
                         kind="question" if is_question else "fact",
                         metadata=dict(ep.metadata),
+                        slot=None if is_question or not speaker else slot_of(annotated, [speaker]),
                     )
                 )
             if speaker:
@@ -212,6 +216,15 @@ class RuleExtractor:
                     if p != speaker:
                         last_other[p] = speaker
         return drafts
+
+
+def default_name(ep: Episode) -> str | None:
+    """Who "I" is when a message names no speaker: the user for user turns, the agent for the agent's."""
+    if ep.role == "user":
+        return ep.user_id
+    if ep.role in ("assistant", "agent"):
+        return ep.agent_id
+    return None
 
 
 def _listener(speaker: str | None, participants: Sequence[str], last_other: dict[str, str]) -> str | None:
