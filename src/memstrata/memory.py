@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence, Union
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from . import limits
 from . import validate as check
@@ -17,17 +17,22 @@ from .config import Settings
 from .embed import make_embedder
 from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
-from .errors import ContentTooLarge, InvalidInput, NotFound
+from .errors import ContentTooLarge, InvalidInput, NotFound, StoreError
 from .ids import new_id
 from .model import AddResult, ContextBlock, Episode, embedding_text, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
+from .model import ExperienceHit
 from .read.pack import pack
 from .read.recipes import Recipe, get_recipe
 from .read.search import retrieve
 from .store import open_store
 from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
+from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
+from .organise.lifecycle import reinforced
 from .write.extract import RuleExtractor, default_name
 from .write.resolve import Current, Resolution, note_key, resolve
+from .write.experience import build_experience, check_steps, experience_hit
+from .write.rederive import rederive_notes
 
 #: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
@@ -50,6 +55,7 @@ class Memory:
         settings: Settings | None = None,
         store: Store | None = None,
         embedder: Embedder | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.settings = settings or Settings.load(db=db)
         if db is not None and settings is not None:
@@ -60,6 +66,8 @@ class Memory:
         self._embedder_lock = threading.Lock()
         self._extractor = RuleExtractor()
         self._speakers: dict[tuple[str | None, str | None], list[str]] = {}
+        #: What time it is (an aware datetime): stamps, last access, decay. Inject one to test time.
+        self.clock: Callable[[], datetime] = clock or _wall_clock
 
     # ------------------------------------------------------------------ plumbing
 
@@ -94,18 +102,21 @@ class Memory:
         session_id: str | None = None,
         timestamp: TimeLike | None = None,
         metadata: Mapping[str, Any] | None = None,
+        importance: float | None = None,
     ) -> AddResult:
         """Store messages as L0 episodes (one transaction); searchable as soon as this returns.
 
         `messages` is a text, a message dict (`role`, `content`, optional `name`/`speaker`,
         `timestamp`, `metadata`, `kind`) or a list of either. `timestamp` is when it happened
         (ISO 8601, datetime or epoch seconds; default now); a message's own timestamp wins.
+        `importance` (0..1) sets how slowly these memories and the notes drawn from them fade.
         """
         scope = Scope.of(user_id, agent_id, session_id)
         items = _as_message_list(messages)
         call_time = check.timestamp(timestamp, "timestamp")
         call_meta = check.metadata(metadata)
-        stamp = to_datetime(now())
+        stamp = self._now()
+        weight = _importance(importance, 0.5)
         episodes: list[Episode] = []
         for i, msg in enumerate(items):
             f = f"messages[{i}]"
@@ -131,9 +142,13 @@ class Memory:
                     created_at=stamp,
                     updated_at=stamp,
                     metadata=meta,
+                    importance=weight,
                 )
             )
         resolution = self._derive_notes(episodes, scope, stamp)
+        if importance is not None:
+            for note in resolution.notes:
+                note.importance = weight
         records = [*episodes, *resolution.notes]
         vectors = self.embedder.embed([r.embedding_text for r in records])
         self.store.put(
@@ -204,14 +219,14 @@ class Memory:
         """Erase one memory from every table and index. Raises `NotFound` if it is not in the scope."""
         scope = Scope.of(user_id, agent_id)
         memory_id = check.record_id(memory_id)
-        if self.store.delete([memory_id], scope) == 0:
+        if self._erase(scope, [memory_id]) == 0:
             raise NotFound(f"no memory {memory_id!r} in scope {scope.label()}")
 
     def delete_all(
         self, *, user_id: str | None = None, agent_id: str | None = None, session_id: str | None = None
     ) -> int:
         """Erase every memory in a scope; returns how many were erased."""
-        return self.store.delete_scope(Scope.of(user_id, agent_id, session_id))
+        return self._erase(Scope.of(user_id, agent_id, session_id), None)
 
     def reset(self) -> None:
         """Erase every memory of every scope in this store."""
@@ -259,11 +274,17 @@ class Memory:
         filters: Mapping[str, Any] | None = None,
         layers: Sequence[int] | None = None,
         recipe: str | Recipe | None = None,
+        as_of: TimeLike | None = None,
+        include_archived: bool = False,
+        reinforce: bool = True,
     ) -> list[SearchHit]:
         """Memories most relevant to `query` in a scope, best first, with scores and provenance.
 
         `time_from`/`time_to` bound the event time; `filters` match metadata keys exactly;
         `recipe` names a retrieval strategy (default from settings: "hybrid" = BM25 + dense, fused).
+        `as_of` answers from what was valid then (superseded memories included); the default is now.
+        Archived (faded) memories are left out unless `include_archived`. Returned memories are
+        reinforced (they fade more slowly) unless `reinforce=False`.
         """
         scope = Scope.of(user_id, agent_id, session_id)
         query = check.text(query, "query", max_chars=limits.MAX_QUERY_CHARS)
@@ -272,14 +293,19 @@ class Memory:
             time_to=check.timestamp(time_to, "time_to"),
             metadata=check.metadata_filter(filters),
             layers=list(layers) if layers is not None else None,
+            as_of=check.timestamp(as_of, "as_of"),
+            include_archived=bool(include_archived),
         )
         if search_filters.time_from and search_filters.time_to and search_filters.time_from > search_filters.time_to:
             raise InvalidInput("time_from is after time_to", field="time_from")
         chosen = get_recipe(recipe, self.settings.recipe)
-        return retrieve(
+        hits = retrieve(
             self.store, self.embedder.inner, query, scope, search_filters, check.limit(limit), chosen,
             participants=self._participants(scope),
         )
+        if reinforce:
+            self._reinforce([h.record for h in hits], scope)
+        return hits
 
     def context(
         self,
@@ -293,6 +319,8 @@ class Memory:
         time_to: TimeLike | None = None,
         filters: Mapping[str, Any] | None = None,
         recipe: str | Recipe | None = None,
+        as_of: TimeLike | None = None,
+        include_archived: bool = False,
     ) -> ContextBlock:
         """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source."""
         budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
@@ -300,14 +328,238 @@ class Memory:
         candidates = min(limits.MAX_LIMIT, max(20, budget // 10))
         hits = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=candidates,
-            time_from=time_from, time_to=time_to, filters=filters, recipe=recipe,
+            time_from=time_from, time_to=time_to, filters=filters, recipe=recipe, as_of=as_of,
+            include_archived=include_archived, reinforce=False,
         )
-        return pack(query, hits, budget)
+        block = pack(query, hits, budget)
+        used = {line.record_id for line in block.lines}
+        self._reinforce([h.record for h in hits if h.id in used], Scope.of(user_id, agent_id))
+        return block
+
+    def organise(
+        self, *, user_id: str | None = None, agent_id: str | None = None, max_work: int | None = None
+    ) -> list[OrganiseReport]:
+        """Consolidate: link notes, build topic summaries and the topic tree, refresh profiles, and the
+        lifecycle steps. One scope, or (no scope given) every scope. Idempotent; `max_work` bounds the
+        records each step writes per scope, and a later run picks up what is left."""
+        if max_work is not None:
+            check.limit(max_work, "max_work", maximum=10**9)
+        scopes = [Scope.of(user_id, agent_id)] if (user_id or agent_id) else self.store.scopes()
+        reports = []
+        for scope in scopes:
+            ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings)
+            reports.append(run_steps(ctx, DEFAULT_STEPS))
+        return reports
+
+    def _now(self) -> datetime:
+        t = self.clock()
+        return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
 
     def stats(self, *, user_id: str | None = None, agent_id: str | None = None) -> dict:
         """Counts per layer and status, and the store's size; for a scope or (no scope) the whole store."""
         scope = Scope.of(user_id, agent_id) if (user_id or agent_id) else None
         return self.store.stats(scope)
+
+    # ---- lifecycle (issue 5)
+
+    def _reinforce(self, records: Iterable[Record], scope: Scope) -> None:
+        """Retrieval is use: bring returned records back towards full strength (one UPDATE, best effort)."""
+        if self.settings.reinforcement <= 0:
+            return
+        at = self._now()
+        strengths = {r.id: reinforced(r, at, self.settings) for r in records}
+        try:
+            self.store.touch(strengths, scope, at.timestamp())
+        except StoreError:
+            pass  # a busy or read-only store must not fail a read; the next retrieval reinforces
+
+    def pin(
+        self, memory_id: str, *, pinned: bool = True, user_id: str | None = None, agent_id: str | None = None
+    ) -> Record:
+        """Pin a memory (it never fades or expires), or unpin it with `pinned=False`."""
+        scope = Scope.of(user_id, agent_id)
+        record = self.get(memory_id, user_id=user_id, agent_id=agent_id)
+        self.store.set_pinned([record.id], scope, bool(pinned), at=self._now().timestamp())
+        return self.get(record.id, user_id=user_id, agent_id=agent_id)
+
+    def archive(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> Record:
+        """Take an active memory out of default search; it stays in the store, `restore` brings it back."""
+        scope = Scope.of(user_id, agent_id)
+        record = self.get(memory_id, user_id=user_id, agent_id=agent_id)
+        if record.status == "superseded":
+            raise InvalidInput(f"{record.id} is superseded (already out of default search)", field="id")
+        self.store.set_status([record.id], scope, "archived", at=self._now().timestamp(), event="archived",
+                              detail={"reason": "api"})
+        return self.get(record.id, user_id=user_id, agent_id=agent_id)
+
+    def restore(self, memory_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> Record:
+        """Bring an archived (faded, expired or archived) memory back to default search, at full strength."""
+        scope = Scope.of(user_id, agent_id)
+        record = self.get(memory_id, user_id=user_id, agent_id=agent_id)
+        if record.status == "superseded":
+            raise InvalidInput(f"{record.id} is superseded, not archived; a newer memory replaced it", field="id")
+        self.store.set_status([record.id], scope, "active", at=self._now().timestamp(), event="restored",
+                              from_status=("archived",), strength=1.0)
+        return self.get(record.id, user_id=user_id, agent_id=agent_id)
+
+    def delete_episode(self, episode_id: str, *, user_id: str | None = None, agent_id: str | None = None) -> None:
+        """Erase one L0 episode and everything derived from it (see `delete`); `InvalidInput` if the id
+        names a note, topic, profile fact or experience."""
+        record = self.get(episode_id, user_id=user_id, agent_id=agent_id)
+        if record.layer_value != 0:
+            raise InvalidInput(
+                f"{record.id} is a {type(record).__name__} (layer {record.layer_value}), not an episode; "
+                "use delete() to erase it",
+                field="id",
+            )
+        self.delete(record.id, user_id=user_id, agent_id=agent_id)
+
+    def _erase(self, scope: Scope, ids: Sequence[str] | None) -> int:
+        """Delete `ids` (None: the whole scope), then re-derive notes that lost a source but keep others."""
+        base = Scope.of(scope.user_id, scope.agent_id)
+        if ids is None and scope.session_id is None:
+            count, dependants = self.store.delete_scope(scope), []  # everything derived goes with it
+        elif ids is None:  # one session: its episodes go; notes other sessions also support stay
+            episodes = _scope_ids(self.store, scope, layers=[0])
+            dependants = self.store.derived_from(episodes, base)
+            count = self.store.delete(episodes, scope)
+        else:
+            dependants = self.store.derived_from(ids, base)
+            count = self.store.delete(ids, scope)
+        self._speakers.pop((scope.user_id, scope.agent_id), None)
+        if dependants:
+            survivors = self.store.get(dependants, base)
+            rederive_notes(self.store, self.embedder, self._extractor, survivors, self._participants(base),
+                           self._now())
+        if ids is None and scope.session_id is not None:
+            count += self.store.delete_scope(scope)  # whatever else the session still holds
+        return count
+
+    def vacuum(self) -> None:
+        """Rewrite the database file so erased memories' bytes are gone from disk too (slow on big stores)."""
+        self.store.vacuum()
+
+    def add_experience(
+        self,
+        task: str,
+        steps: Sequence[Any] | None,
+        outcome: str,
+        feedback: str | None = None,
+        *,
+        success: bool | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        session_id: str | None = None,
+        timestamp: TimeLike | None = None,
+        importance: float | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Record:
+        """Remember how a task went: the trajectory (an episode) and an experience record citing it.
+
+        `steps` are strings or dicts (action, observation, ...); `success` is inferred from the outcome's
+        wording when not given. Failed experiences are kept and labelled: they teach what to avoid.
+        `organise()` distils a lesson from each; `search_experience` finds them again.
+        """
+        scope = Scope.of(user_id, agent_id, session_id)
+        stamp = self._now()
+        event_time = check.timestamp(timestamp, "timestamp") or stamp
+        episode, record = build_experience(
+            task=check.text(task, "task"), steps=check_steps(steps), outcome=check.text(outcome, "outcome"),
+            feedback=check.text(feedback, "feedback") if feedback is not None else None,
+            success=success if success is None else bool(success), scope=scope, event_time=event_time,
+            stamp=stamp, importance=_importance(importance, 0.5), metadata=check.metadata(metadata),
+        )
+        check.metadata(record.metadata)  # the trajectory must fit the metadata limit
+        check.text(episode.content, "trajectory")
+        vectors = self.embedder.embed([episode.embedding_text, record.embedding_text])
+        self.store.put([episode, record], vectors, self.embedder.name)
+        return record
+
+    def search_experience(
+        self,
+        task: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        limit: int = 5,
+        include_failed: bool = True,
+        as_of: TimeLike | None = None,
+    ) -> list[ExperienceHit]:
+        """Past tasks like `task`, best first: what was done, whether it worked, and the lesson drawn."""
+        scope = Scope.of(user_id, agent_id)
+        task = check.text(task, "task", max_chars=limits.MAX_QUERY_CHARS)
+        limit = check.limit(limit)
+        filters = SearchFilters(layers=[1], kinds=["experience"], as_of=check.timestamp(as_of, "as_of"))
+        hits = retrieve(self.store, self.embedder.inner, task, scope, filters, limits.MAX_LIMIT, EXPERIENCE_RECIPE)
+        hits = [h for h in hits if h.record.kind == "experience"]
+        if not include_failed:
+            hits = [h for h in hits if h.record.metadata.get("experience", {}).get("success") is not False]
+        hits = hits[:limit]
+        lessons: dict[str, str] = {}
+        for rec in self.store.get(self.store.derived_from([h.id for h in hits], scope), scope):
+            if rec.kind == "lesson" and rec.status == "active" and rec.sources:
+                lessons.setdefault(rec.sources[0], rec.content)
+        self._reinforce([h.record for h in hits], scope)
+        return [experience_hit(h.record, h.score, lessons.get(h.id)) for h in hits]
+
+    def reembed(
+        self,
+        embedder: Embedder | None = None,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        batch_size: int = 256,
+        progress: Any = None,
+    ) -> int:
+        """Give every record a vector from the current embedding model (or switch to `embedder` first).
+
+        Only records without a vector under that model are embedded, so it resumes where a killed run
+        stopped. Nothing is re-extracted: notes, topics and profile keep their text. Returns how many
+        records got a new vector; `progress(done, None)` is called after each batch.
+        """
+        if embedder is not None:
+            with self._embedder_lock:
+                self._embedder_arg, self._embedder = embedder, None
+        scope = Scope.of(user_id, agent_id) if (user_id or agent_id) else None
+        model, done = self.embedder.name, 0
+        while True:
+            todo = self.store.missing_vectors(model, check.limit(batch_size, "batch_size"), scope)
+            if not todo:
+                return done
+            vectors = self.embedder.embed([text for _, text in todo])
+            written = self.store.put_vectors([(i, v) for (i, _), v in zip(todo, vectors)], model)
+            done += written
+            if progress:
+                progress(done, None)
+            if written == 0:
+                return done
+
+
+#: How `search_experience` retrieves: lexical and dense over experience records, fused.
+EXPERIENCE_RECIPE = Recipe("experience", ("bm25", "dense"))
+
+
+def _wall_clock() -> datetime:
+    return to_datetime(now())
+
+
+def _importance(value: Any, default: float) -> float:
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise InvalidInput(f"importance must be a number from 0 to 1, got {value!r}", field="importance")
+    return float(value)
+
+
+def _scope_ids(store: Store, scope: Scope, layers: list[int] | None = None) -> list[str]:
+    ids: list[str] = []
+    cursor = None
+    while True:
+        page = store.list(scope, SearchFilters(include_inactive=True, layers=layers), limit=1000, cursor=cursor)
+        ids += [r.id for r in page.items]
+        cursor = page.next_cursor
+        if cursor is None:
+            return ids
 
 
 def _as_message_list(messages: Messages) -> list[Mapping[str, Any]]:
@@ -391,6 +643,42 @@ class AsyncMemory:
     async def stats(self, **kwargs: Any) -> dict:
         """See `Memory.stats`."""
         return await self._run(self.sync.stats, **kwargs)
+
+    async def organise(self, **kwargs: Any) -> list[OrganiseReport]:
+        """See `Memory.organise`."""
+        return await self._run(self.sync.organise, **kwargs)
+
+    async def pin(self, memory_id: str, **kwargs: Any) -> Record:
+        """See `Memory.pin`."""
+        return await self._run(self.sync.pin, memory_id, **kwargs)
+
+    async def archive(self, memory_id: str, **kwargs: Any) -> Record:
+        """See `Memory.archive`."""
+        return await self._run(self.sync.archive, memory_id, **kwargs)
+
+    async def restore(self, memory_id: str, **kwargs: Any) -> Record:
+        """See `Memory.restore`."""
+        return await self._run(self.sync.restore, memory_id, **kwargs)
+
+    async def delete_episode(self, episode_id: str, **kwargs: Any) -> None:
+        """See `Memory.delete_episode`."""
+        return await self._run(self.sync.delete_episode, episode_id, **kwargs)
+
+    async def add_experience(self, task: str, steps: Sequence[Any] | None, outcome: str, *args: Any, **kwargs: Any) -> Record:
+        """See `Memory.add_experience`."""
+        return await self._run(self.sync.add_experience, task, steps, outcome, *args, **kwargs)
+
+    async def search_experience(self, task: str, **kwargs: Any) -> list[ExperienceHit]:
+        """See `Memory.search_experience`."""
+        return await self._run(self.sync.search_experience, task, **kwargs)
+
+    async def reembed(self, *args: Any, **kwargs: Any) -> int:
+        """See `Memory.reembed`."""
+        return await self._run(self.sync.reembed, *args, **kwargs)
+
+    async def vacuum(self) -> None:
+        """See `Memory.vacuum`."""
+        return await self._run(self.sync.vacuum)
 
     async def close(self) -> None:
         """Close the store."""

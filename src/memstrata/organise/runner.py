@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable, Protocol
 
+from ..config import Settings
 from ..embed.base import Embedder
 from ..model import Scope
 from ..store.base import Store
@@ -27,6 +28,8 @@ class OrganiseContext:
     clock: Callable[[], datetime]
     #: Records one step may write in this run (None: no bound).
     max_work: int | None = None
+    #: Thresholds and policies (lifecycle: half-life, archive threshold, TTL, merge threshold).
+    settings: Settings | None = None
 
 
 class Step(Protocol):

@@ -1,4 +1,12 @@
-"""The read path: analyse the query, run the recipe's retrievers, fuse, rescore, return hits with provenance."""
+"""The read path: analyse the query, run the recipe's retrievers, fuse, rescore, return hits with provenance.
+
+    query -> analyse (terms, persons, time window)
+          -> bm25, dense, time window            (first round, in the store)
+          -> fuse (reciprocal rank)
+          -> tree descent, graph walk            (second round, from the first)
+          -> fuse again, filter, rescore (who the query is about)
+          -> hits, each with the episode ids it traces back to
+"""
 
 from __future__ import annotations
 
@@ -10,18 +18,59 @@ from ..store.base import Store
 from .fusion import reciprocal_rank_fusion
 from .query import QueryPlan, analyse
 from .recipes import Recipe
-
-
-def provenance(record: Record) -> list[str]:
-    """Episode ids a record traces back to: itself for an episode, else its sources."""
-    return [record.id] if record.layer_value == 0 else list(record.sources)
+from .retrievers import graph_walk, time_window, tree_descent
 
 
 def subject_of(record: Record) -> str | None:
-    """Who a memory is about: an episode's speaker, a note's first entity."""
+    """Who a memory is about: an episode's speaker, a derived record's first entity."""
     if record.layer_value == 0:
         return record.speaker
     return record.entities[0] if record.entities else None
+
+
+def matches(record: Record, filters: SearchFilters) -> bool:
+    """Whether a record passes the filters (checked again here for retrievers that walk links).
+
+    The rules (layers, kinds, time, status, as_of validity, metadata) live in `SearchFilters.admits`.
+    """
+    return filters.admits(record)
+
+
+def provenance_map(store: Store, records: Sequence[Record], scope: Scope) -> dict[str, list[str]]:
+    """Episode ids behind each record: itself for an episode, its sources for a note, and
+    for topics and profile facts the episodes behind the notes (or topics) they cite."""
+    out: dict[str, list[str]] = {}
+    pending: dict[str, list[str]] = {}
+    for r in records:
+        if r.layer_value == 0:
+            out[r.id] = [r.id]
+        elif r.layer_value == 1:
+            out[r.id] = list(r.sources)
+        else:
+            pending[r.id] = list(r.sources)
+    for _ in range(3):
+        if not pending:
+            break
+        children = {c.id: c for c in store.get(sorted({s for v in pending.values() for s in v}), scope)}
+        nxt: dict[str, list[str]] = {}
+        for rid, sources in pending.items():
+            episodes: list[str] = []
+            deeper: list[str] = []
+            for s in sources:
+                child = children.get(s)
+                if child is None:
+                    continue
+                if child.layer_value == 0:
+                    episodes.append(child.id)
+                elif child.layer_value == 1:
+                    episodes += child.sources
+                else:
+                    deeper += child.sources
+            out[rid] = list(dict.fromkeys(out.get(rid, []) + episodes))
+            if deeper:
+                nxt[rid] = deeper
+        pending = nxt
+    return out
 
 
 def _layer_filters(filters: SearchFilters, recipe: Recipe) -> SearchFilters:
@@ -54,19 +103,24 @@ def retrieve(
     plan = analyse(query, participants)
     filters = _layer_filters(filters, recipe)
     depth = max(recipe.candidates, limit)
+    uses = set(recipe.retrievers)
     rankings: dict[str, list[str]] = {}
-    if "bm25" in recipe.retrievers:
+    if "bm25" in uses:
         rankings["bm25"] = [i for i, _ in store.lexical_search(plan.terms, scope, filters, depth)]
-    if "dense" in recipe.retrievers:
-        vector = embedder.embed([query])[0]
+    vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time"} else None
+    if "dense" in uses:
         rankings["dense"] = [i for i, _ in store.vector_search(vector, embedder.name, scope, filters, depth)]
+    if "time" in uses:
+        rankings["time"] = time_window(store, embedder.name, vector, plan, scope, filters, depth)
+    if "tree" in uses:
+        rankings["tree"] = tree_descent(store, embedder.name, vector, scope, filters, depth)
+    if "graph" in uses:
+        first = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
+        rankings["graph"] = graph_walk(store, [i for i, _, _ in first[: recipe.graph_seeds]], scope, depth)
     fused = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
-    if not recipe.subject_boost:
-        fused = fused[:limit]
-    records = {r.id: r for r in store.get([i for i, _, _ in fused], scope)}
-    hits = [
-        SearchHit(record=records[i], score=score, ranks=ranks, provenance=provenance(records[i]))
-        for i, score, ranks in fused
-        if i in records
-    ]
+    pool = fused if recipe.subject_boost else fused[: limit * 2]
+    records = {r.id: r for r in store.get([i for i, _, _ in pool], scope)}
+    kept = [(records[i], s, ranks) for i, s, ranks in pool if i in records and matches(records[i], filters)]
+    prov = provenance_map(store, [r for r, _, _ in kept], scope)
+    hits = [SearchHit(record=r, score=s, ranks=ranks, provenance=prov.get(r.id, [])) for r, s, ranks in kept]
     return rescore(hits, plan, recipe)[:limit]

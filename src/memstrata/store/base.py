@@ -7,7 +7,7 @@ that reads or writes memories takes a `Scope` and enforces it itself.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Iterable, Mapping, Protocol, Sequence
+from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
@@ -86,6 +86,20 @@ class Store(Protocol):
     def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
         """Stored vectors (under `model`) of records in `scope`, by id."""
 
+    def put_links(self, links: Sequence[tuple[str, str, str, float]]) -> int:
+        """Add or reweight (src id, dst id, kind, weight) links; returns how many rows changed."""
+
+    def delete_links(self, src_ids: Sequence[str], kind: str, keep: Sequence[tuple[str, str]] = ()) -> int:
+        """Delete `kind` links leaving `src_ids`, except the (src, dst) pairs in `keep`."""
+
+    def neighbours(
+        self, ids: Sequence[str], scope: Scope, kinds: Sequence[str] | None = None
+    ) -> list[tuple[str, str, str, float]]:
+        """Links leaving `ids` to records in `scope`: (src id, dst id, kind, weight)."""
+
+    def scopes(self) -> list[Scope]:
+        """Every (user_id, agent_id) pair that has records."""
+
     def embedding_cache_get(self, model: str, hashes: Sequence[str]) -> dict[str, np.ndarray]:
         """Cached vectors for text hashes under `model`."""
 
@@ -103,3 +117,65 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+
+    # ---- lifecycle (issue 5)
+
+    def touch(self, strengths: Mapping[str, float], scope: Scope, at: float) -> int:
+        """Mark records as retrieved at `at` (epoch seconds) with these new strengths, in one statement."""
+
+    def set_status(
+        self,
+        ids: Sequence[str],
+        scope: Scope,
+        status: str,
+        *,
+        at: float,
+        event: str,
+        from_status: Sequence[str] = ("active",),
+        strength: float | None = None,
+        actor: str = "api",
+        detail: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Archive, restore, expire: move records from `from_status` to `status` with a history event."""
+
+    def set_pinned(self, ids: Sequence[str], scope: Scope, pinned: bool, *, at: float, actor: str = "api") -> list[str]:
+        """Pin (never fades) or unpin records; returns the ids that changed."""
+
+    def merge_records(self, keep_id: str, drop_id: str, scope: Scope, *, at: float, actor: str = "organise") -> bool:
+        """Fold a near-duplicate into the record kept (sources unioned; the other closed, its history kept)."""
+
+    def derived_from(self, source_ids: Sequence[str], scope: Scope) -> list[str]:
+        """Ids of records that name any of `source_ids` among their sources."""
+
+    def rederive(
+        self,
+        record_id: str,
+        scope: Scope,
+        *,
+        content: str,
+        metadata: dict,
+        event_time: datetime,
+        valid_from: datetime | None,
+        vector: np.ndarray | None,
+        model: str | None,
+        at: float,
+        detail: Mapping[str, Any] | None = None,
+        actor: str = "api",
+        session_id: str | None = None,
+    ) -> bool:
+        """Rewrite a derived record from its remaining sources, keeping no trace of the old text."""
+
+    def put_history(self, events: Sequence[HistoryEvent]) -> int:
+        """Replace the history of the records the events name with exactly these events (import)."""
+
+    def missing_vectors(self, model: str, limit: int, scope: Scope | None = None) -> list[tuple[str, str]]:
+        """(id, text to embed) of records without a vector under `model`."""
+
+    def put_vectors(self, items: Sequence[tuple[str, np.ndarray]], model: str) -> int:
+        """Store (id, vector) pairs under `model`."""
+
+    def vector_models(self) -> dict[str, int]:
+        """How many records have a vector under each model."""
+
+    def vacuum(self) -> None:
+        """Make erased bytes unrecoverable from the backend's files (compact, drop free pages)."""

@@ -15,6 +15,10 @@ from typing import Hashable
 
 import numpy as np
 
+#: Status codes in `ScopeMatrix.status`.
+ACTIVE, SUPERSEDED, ARCHIVED = 0, 1, 2
+STATUS_CODES = {"active": ACTIVE, "superseded": SUPERSEDED, "archived": ARCHIVED}
+
 
 @dataclass
 class ScopeMatrix:
@@ -26,11 +30,18 @@ class ScopeMatrix:
     session: np.ndarray  # object array of session ids (None allowed)
     event_time: np.ndarray  # float64 epoch seconds
     layer: np.ndarray  # int8
-    active: np.ndarray  # bool: status == 'active'
+    status: np.ndarray  # int8: STATUS_CODES
+    valid_from: np.ndarray  # float64 epoch seconds (event_time when the record has no valid_from)
+    valid_to: np.ndarray  # float64 epoch seconds (+inf when open)
+    kind: np.ndarray | None = None  # object array of kinds
+
+    @property
+    def active(self) -> np.ndarray:
+        return self.status == ACTIVE
 
     @property
     def nbytes(self) -> int:
-        return int(self.matrix.nbytes + self.rids.nbytes + self.event_time.nbytes + 64 * len(self.ids))
+        return int(self.matrix.nbytes + self.rids.nbytes + 3 * self.event_time.nbytes + 72 * len(self.ids))
 
     def search(
         self,
@@ -43,6 +54,9 @@ class ScopeMatrix:
         layers: list[int] | None = None,
         include_inactive: bool = False,
         allowed_rids: np.ndarray | None = None,
+        as_of: float | None = None,
+        include_archived: bool = False,
+        kinds: list[str] | None = None,
     ) -> list[tuple[str, float]]:
         """Top `limit` rows by dot product among rows passing every filter."""
         n = len(self.ids)
@@ -58,7 +72,13 @@ class ScopeMatrix:
         if layers is not None:
             mask &= np.isin(self.layer, np.asarray(layers, dtype=np.int8))
         if not include_inactive:
-            mask &= self.active
+            allowed = [ACTIVE, SUPERSEDED] if as_of is not None else [ACTIVE]
+            mask &= np.isin(self.status, allowed + ([ARCHIVED] if include_archived else []))
+        if as_of is not None:
+            mask &= (self.valid_from <= as_of) & (as_of < self.valid_to)
+            mask &= ~((self.status == SUPERSEDED) & np.isinf(self.valid_to))
+        if kinds is not None and self.kind is not None:
+            mask &= np.isin(self.kind, np.asarray(kinds, dtype=object))
         if allowed_rids is not None:
             mask &= np.isin(self.rids, allowed_rids)
         candidates = np.flatnonzero(mask)

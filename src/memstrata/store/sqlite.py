@@ -17,7 +17,7 @@ import numpy as np
 from ..errors import InvalidInput, NotFound, SchemaTooNew, StoreCorrupt, StoreError
 from ..model import RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, embedding_text, text_hash
 from ..timeutil import now, to_datetime
-from .exact import MatrixCache, ScopeMatrix
+from .exact import STATUS_CODES, MatrixCache, ScopeMatrix
 from .sqlite_schema import APP_ID, CURRENT_VERSION, MIGRATIONS
 
 T = TypeVar("T")
@@ -25,7 +25,8 @@ T = TypeVar("T")
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _RECORD_COLUMNS = (
     "rid, id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at, "
-    "updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot"
+    "updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot, "
+    "strength, last_access, pinned"
 )
 
 
@@ -52,7 +53,19 @@ def _filter_where(filters: SearchFilters, alias: str = "r") -> tuple[str, list[A
         clauses.append(f"{alias}.layer IN ({','.join('?' * len(filters.layers))})")
         params.extend(int(x) for x in filters.layers)
     if not filters.include_inactive:
-        clauses.append(f"{alias}.status = 'active'")
+        allowed = ["active", "superseded"] if filters.as_of is not None else ["active"]
+        allowed += ["archived"] if filters.include_archived else []
+        clauses.append(f"{alias}.status IN ({','.join(repr(a) for a in allowed)})")
+    if filters.as_of is not None:
+        # valid_from (else event_time) <= T < valid_to; a superseded record without valid_to never counts
+        clauses.append(
+            f"coalesce({alias}.valid_from, {alias}.event_time) <= ? AND (({alias}.valid_to IS NULL "
+            f"AND {alias}.status <> 'superseded') OR {alias}.valid_to > ?)"
+        )
+        params += [filters.as_of.timestamp()] * 2
+    if filters.kinds is not None:
+        clauses.append(f"{alias}.kind IN ({','.join('?' * len(filters.kinds))})")
+        params.extend(filters.kinds)
     for key, value in filters.metadata.items():
         clauses.append(f"json_extract({alias}.metadata, ?) = ?")
         params.append(f'$."{key}"')
@@ -206,7 +219,8 @@ class SQLiteStore:
 
     def _to_record(self, row: tuple, sources: list[str]) -> Record:
         (_, rid_id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at,
-         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot) = row
+         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot,
+         strength, last_access, pinned) = row
         cls = RECORD_TYPES[layer]
         return cls(
             id=rid_id, kind=kind, user_id=user_id, agent_id=agent_id, session_id=session_id, role=role,
@@ -216,6 +230,8 @@ class SQLiteStore:
             valid_to=to_datetime(valid_to) if valid_to is not None else None,
             status=status, importance=importance, keywords=json.loads(keywords), entities=json.loads(entities),
             metadata=json.loads(metadata), sources=sources, dedup_key=dedup_key, slot=slot,
+            strength=strength, last_access=to_datetime(last_access) if last_access is not None else None,
+            pinned=bool(pinned),
         )
 
     def _records_by_rid(self, rows: list[tuple]) -> list[Record]:
@@ -257,7 +273,8 @@ class SQLiteStore:
                 cur = conn.execute(
                     "INSERT INTO records (id, layer, kind, user_id, agent_id, session_id, role, speaker, content, "
                     "content_hash, event_time, created_at, updated_at, valid_from, valid_to, status, importance, "
-                    "keywords, entities, metadata, dedup_key, slot) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "keywords, entities, metadata, dedup_key, slot, strength, last_access, pinned) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         rec.id, rec.layer_value, rec.kind, rec.user_id, rec.agent_id, rec.session_id, rec.role,
                         rec.speaker, rec.content, text_hash(rec.embedding_text), rec.event_time.timestamp(),
@@ -266,6 +283,7 @@ class SQLiteStore:
                         rec.valid_to.timestamp() if rec.valid_to else None,
                         rec.status, rec.importance, json.dumps(rec.keywords), json.dumps(rec.entities),
                         json.dumps(rec.metadata, ensure_ascii=False), rec.dedup_key, rec.slot,
+                        rec.strength, rec.last_access.timestamp() if rec.last_access else None, int(rec.pinned),
                     ),
                 )
                 rid = cur.lastrowid
@@ -443,7 +461,9 @@ class SQLiteStore:
         return total
 
     def _unlink_sources(self, conn: sqlite3.Connection, source_ids: list[str]) -> list[tuple]:
-        """Remove `source_ids` from every record's sources; return the derived records left with none."""
+        """Remove `source_ids` from every record's sources; return the derived records left with none,
+        and the topics and profile facts (layers 2-3) that lost any: their text may carry the removed
+        content, so they go too and the next organise rebuilds them from what remains."""
         marks = ",".join("?" * len(source_ids))
         dependants = [r[0] for r in conn.execute(f"SELECT DISTINCT rid FROM sources WHERE source_id IN ({marks})", source_ids)]
         if not dependants:
@@ -452,7 +472,7 @@ class SQLiteStore:
         return conn.execute(
             f"SELECT rid, id, user_id, agent_id, content_hash FROM records r WHERE r.rid IN "
             f"({','.join('?' * len(dependants))}) AND r.layer > 0 "
-            "AND NOT EXISTS (SELECT 1 FROM sources s WHERE s.rid = r.rid)",
+            "AND (r.layer >= 2 OR NOT EXISTS (SELECT 1 FROM sources s WHERE s.rid = r.rid))",
             dependants,
         ).fetchall()
 
@@ -578,7 +598,8 @@ class SQLiteStore:
             return cached
         where, params = _scope_where(base)
         rows = self._read(
-            "SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status = 'active', v.vec FROM records r "
+            "SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status, v.vec, "
+            "coalesce(r.valid_from, r.event_time), coalesce(r.valid_to, 'inf'), r.kind FROM records r "
             f"JOIN vectors v ON v.rid = r.rid WHERE {where} AND v.model = ? ORDER BY r.rid",
             [*params, model],
         )
@@ -594,7 +615,10 @@ class SQLiteStore:
             session=np.array([r[2] for r in rows], dtype=object),
             event_time=np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows)),
             layer=np.fromiter((r[4] for r in rows), dtype=np.int8, count=len(rows)),
-            active=np.fromiter((bool(r[5]) for r in rows), dtype=bool, count=len(rows)),
+            status=np.fromiter((STATUS_CODES[r[5]] for r in rows), dtype=np.int8, count=len(rows)),
+            valid_from=np.fromiter((r[7] for r in rows), dtype=np.float64, count=len(rows)),
+            valid_to=np.fromiter((float(r[8]) for r in rows), dtype=np.float64, count=len(rows)),
+            kind=np.array([r[9] for r in rows], dtype=object),
         )
         self._matrices.put(key, version, entry)
         return entry
@@ -627,12 +651,71 @@ class SQLiteStore:
             layers=filters.layers,
             include_inactive=filters.include_inactive,
             allowed_rids=allowed,
+            as_of=filters.as_of.timestamp() if filters.as_of else None,
+            include_archived=filters.include_archived,
+            kinds=filters.kinds,
         )
 
     def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
         entry = self._load_matrix(scope, model)
         wanted = set(ids)
         return {i: entry.matrix[row] for row, i in enumerate(entry.ids) if i in wanted}
+
+    # ------------------------------------------------------------------ links and scopes
+
+    def put_links(self, links: Sequence[tuple[str, str, str, float]]) -> int:
+        if not links:
+            return 0
+        with self._write() as conn:
+            ids = list({x for a, b, _, _ in links for x in (a, b)})
+            rid_of: dict[str, int] = {}
+            for chunk in _chunks(ids, 500):
+                rid_of.update(conn.execute(
+                    f"SELECT id, rid FROM records WHERE id IN ({','.join('?' * len(chunk))})", chunk).fetchall())
+            rows = [(rid_of[a], rid_of[b], k, w) for a, b, k, w in links if a in rid_of and b in rid_of]
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO links VALUES (?, ?, ?, ?) ON CONFLICT(src, dst, kind) DO UPDATE SET weight = excluded.weight "
+                "WHERE weight != excluded.weight",
+                rows,
+            )
+            return conn.total_changes - before
+
+    def delete_links(self, src_ids: Sequence[str], kind: str, keep: Sequence[tuple[str, str]] = ()) -> int:
+        """Delete `kind` links leaving `src_ids`, except the (src, dst) pairs in `keep`."""
+        keep_set = set(keep)
+        removed = 0
+        with self._write() as conn:
+            for chunk in _chunks(list(src_ids), 500):
+                rows = conn.execute(
+                    "SELECT l.src, l.dst, a.id, b.id FROM links l JOIN records a ON a.rid = l.src "
+                    f"JOIN records b ON b.rid = l.dst WHERE l.kind = ? AND a.id IN ({','.join('?' * len(chunk))})",
+                    [kind, *chunk],
+                ).fetchall()
+                doomed = [(s_, d_) for s_, d_, a, b in rows if (a, b) not in keep_set]
+                conn.executemany("DELETE FROM links WHERE src = ? AND dst = ? AND kind = ?", [(s_, d_, kind) for s_, d_ in doomed])
+                removed += len(doomed)
+        return removed
+
+    def neighbours(
+        self, ids: Sequence[str], scope: Scope, kinds: Sequence[str] | None = None
+    ) -> list[tuple[str, str, str, float]]:
+        if not ids:
+            return []
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id), "b")
+        kind_sql = f" AND l.kind IN ({','.join('?' * len(kinds))})" if kinds else ""
+        out: list[tuple[str, str, str, float]] = []
+        for chunk in _chunks(list(ids), 500):
+            out += self._read(
+                "SELECT a.id, b.id, l.kind, l.weight FROM links l JOIN records a ON a.rid = l.src "
+                f"JOIN records b ON b.rid = l.dst WHERE a.id IN ({','.join('?' * len(chunk))}){kind_sql} AND {where}",
+                [*chunk, *(kinds or []), *params],
+            )
+        return out
+
+    def scopes(self) -> list[Scope]:
+        rows = self._read("SELECT DISTINCT user_id, agent_id FROM records ORDER BY user_id, agent_id")
+        return [Scope(user_id=u, agent_id=a) for u, a in rows]
 
     # ------------------------------------------------------------------ embedding cache
 
@@ -708,6 +791,243 @@ class SQLiteStore:
             except sqlite3.Error:
                 pass
         self._matrices.clear()
+
+    # ---- lifecycle (issue 5)
+
+    def touch(self, strengths: Mapping[str, float], scope: Scope, at: float) -> int:
+        """Mark records as just retrieved: last_access = `at`, strength as given (one UPDATE).
+
+        Strength and last access are not part of any cached index, so the scope version is not bumped.
+        """
+        if not strengths:
+            return 0
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        items = list(strengths.items())[:500]
+        case = " ".join("WHEN ? THEN ?" for _ in items)
+        sql = (
+            f"UPDATE records AS r SET last_access = ?, strength = CASE r.id {case} ELSE r.strength END "
+            f"WHERE r.id IN ({','.join('?' * len(items))}) AND {where}"
+        )
+        values = [at, *(x for pair in items for x in pair), *(i for i, _ in items), *params]
+        with self._write() as conn:
+            return conn.execute(sql, values).rowcount
+
+    def set_status(
+        self,
+        ids: Sequence[str],
+        scope: Scope,
+        status: str,
+        *,
+        at: float,
+        event: str,
+        from_status: Sequence[str] = ("active",),
+        strength: float | None = None,
+        actor: str = "api",
+        detail: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Move records whose status is in `from_status` to `status` (optionally resetting strength and
+        last access to `at`), with a history `event` each; returns the ids that changed."""
+        if status not in STATUS_CODES:
+            raise InvalidInput(f"status must be one of {', '.join(STATUS_CODES)}, got {status!r}", field="status")
+        where, params = _scope_where(scope)
+        changed: list[tuple[str, str | None, str | None]] = []
+        with self._write() as conn:
+            for chunk in _chunks(list(dict.fromkeys(ids)), 500):
+                sets, values = ["status = ?", "updated_at = ?"], [status, at]
+                if strength is not None:
+                    sets += ["strength = ?", "last_access = ?"]
+                    values += [strength, at]
+                changed += conn.execute(
+                    f"UPDATE records AS r SET {', '.join(sets)} WHERE r.id IN ({','.join('?' * len(chunk))}) "
+                    f"AND r.status IN ({','.join('?' * len(from_status))}) AND {where} "
+                    "RETURNING id, user_id, agent_id",
+                    [*values, *chunk, *from_status, *params],
+                ).fetchall()
+            conn.executemany(
+                "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, ?, ?, ?, ?)",
+                [(i, event, at, actor, json.dumps(dict(detail or {}))) for i, _, _ in changed],
+            )
+            self._bump(conn, [(u, a) for _, u, a in changed])
+        return [i for i, _, _ in changed]
+
+    def set_pinned(self, ids: Sequence[str], scope: Scope, pinned: bool, *, at: float, actor: str = "api") -> list[str]:
+        """Pin (never fades) or unpin records; returns the ids that changed."""
+        where, params = _scope_where(scope)
+        with self._write() as conn:
+            changed = [
+                r[0] for chunk in _chunks(list(dict.fromkeys(ids)), 500) for r in conn.execute(
+                    f"UPDATE records AS r SET pinned = ? WHERE r.id IN ({','.join('?' * len(chunk))}) "
+                    f"AND r.pinned <> ? AND {where} RETURNING id",
+                    [int(pinned), *chunk, int(pinned), *params],
+                ).fetchall()
+            ]
+            conn.executemany(
+                "INSERT INTO history (record_id, event, at, actor) VALUES (?, ?, ?, ?)",
+                [(i, "pinned" if pinned else "unpinned", at, actor) for i in changed],
+            )
+        return changed
+
+    def merge_records(self, keep_id: str, drop_id: str, scope: Scope, *, at: float, actor: str = "organise") -> bool:
+        """Fold the near-duplicate `drop_id` into `keep_id` in one transaction.
+
+        `keep` gains drop's sources (history 'merged') and the earlier valid_from; `drop` is closed
+        (status 'superseded', no valid_to, history 'superseded' naming `keep`) and kept for history.
+        Returns False, changing nothing, unless both are active records of the scope.
+        """
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        with self._write() as conn:
+            rows = {
+                r[1]: r for r in conn.execute(
+                    f"SELECT r.rid, r.id, r.user_id, r.agent_id, coalesce(r.valid_from, r.event_time) FROM records r "
+                    f"WHERE r.id IN (?, ?) AND r.status = 'active' AND {where}",
+                    [keep_id, drop_id, *params],
+                ).fetchall()
+            }
+            if keep_id == drop_id or len(rows) != 2:
+                return False
+            keep, drop = rows[keep_id], rows[drop_id]
+            new_sources = [s for (s,) in conn.execute(
+                "SELECT source_id FROM sources WHERE rid = ? ORDER BY position", (drop[0],))]
+            self._add_sources(conn, keep_id, new_sources, at, actor)
+            conn.execute(
+                "UPDATE records SET valid_from = min(coalesce(valid_from, event_time), ?), updated_at = ? WHERE rid = ?",
+                (drop[4], at, keep[0]),
+            )
+            conn.execute(
+                "UPDATE records SET status = 'superseded', updated_at = ? WHERE rid = ?", (at, drop[0])
+            )
+            conn.execute(
+                "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, 'superseded', ?, ?, ?)",
+                (drop_id, at, actor, json.dumps({"merged_into": keep_id})),
+            )
+            self._bump(conn, [(keep[2], keep[3])])
+        return True
+
+    def derived_from(self, source_ids: Sequence[str], scope: Scope) -> list[str]:
+        """Ids of the scope's records that name any of `source_ids` among their sources, oldest first."""
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        out: dict[str, None] = {}
+        for chunk in _chunks(list(source_ids), 500):
+            for (rid_id,) in self._read(
+                f"SELECT DISTINCT r.id FROM sources s JOIN records r ON r.rid = s.rid "
+                f"WHERE s.source_id IN ({','.join('?' * len(chunk))}) AND {where} ORDER BY r.rid",
+                [*chunk, *params],
+            ):
+                out[rid_id] = None
+        return list(out)
+
+    def rederive(
+        self,
+        record_id: str,
+        scope: Scope,
+        *,
+        content: str,
+        metadata: dict,
+        event_time: datetime,
+        valid_from: datetime | None,
+        vector: np.ndarray | None,
+        model: str | None,
+        at: float,
+        detail: Mapping[str, Any] | None = None,
+        actor: str = "api",
+        session_id: str | None = None,
+    ) -> bool:
+        """Rewrite a derived record from its remaining sources after one was erased (and move it to
+        `session_id`, when given: its own session is being erased).
+
+        The old text is not kept: it may carry what was erased. Earlier history rows of the record
+        lose their texts and details for the same reason; the new history row holds ids only.
+        """
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        with self._write() as conn:
+            row = conn.execute(
+                f"SELECT r.rid, r.content_hash, r.speaker, r.user_id, r.agent_id FROM records r WHERE r.id = ? AND {where}",
+                [record_id, *params],
+            ).fetchone()
+            if row is None:
+                return False
+            rid, old_hash, speaker, user_id, agent_id = row
+            new_hash = text_hash(embedding_text(speaker, content))
+            conn.execute(
+                "UPDATE records SET content = ?, content_hash = ?, metadata = ?, event_time = ?, valid_from = ?, "
+                "updated_at = ?, session_id = coalesce(?, session_id) WHERE rid = ?",
+                (content, new_hash, json.dumps(metadata, ensure_ascii=False), event_time.timestamp(),
+                 valid_from.timestamp() if valid_from else None, at, session_id, rid),
+            )
+            if vector is not None and model is not None:
+                conn.execute(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    (rid, model, np.ascontiguousarray(vector, dtype=np.float32).tobytes()),
+                )
+            conn.execute(
+                "UPDATE history SET old_content = NULL, new_content = NULL, detail = '{}' WHERE record_id = ?",
+                (record_id,),
+            )
+            conn.execute(
+                "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, 'rederived', ?, ?, ?)",
+                (record_id, at, actor, json.dumps(dict(detail or {}))),
+            )
+            if old_hash != new_hash and conn.execute(
+                "SELECT 1 FROM records WHERE content_hash = ? LIMIT 1", (old_hash,)
+            ).fetchone() is None:
+                conn.execute("DELETE FROM embed_cache WHERE text_hash = ?", (old_hash,))
+            self._bump(conn, [(user_id, agent_id)])
+        return True
+
+    def put_history(self, events: Sequence[HistoryEvent]) -> int:
+        """Replace the history of the records the events name with exactly these events (import)."""
+        ids = list(dict.fromkeys(e.record_id for e in events))
+        if not ids:
+            return 0
+        with self._write() as conn:
+            existing = set()
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                existing |= {i for (i,) in conn.execute(f"SELECT id FROM records WHERE id IN ({marks})", chunk)}
+                conn.execute(f"DELETE FROM history WHERE record_id IN ({marks})", chunk)
+            rows = [
+                (e.record_id, e.event, e.at.timestamp(), e.old_content, e.new_content, e.actor,
+                 json.dumps(e.detail, ensure_ascii=False))
+                for e in events if e.record_id in existing
+            ]
+            conn.executemany(
+                "INSERT INTO history (record_id, event, at, old_content, new_content, actor, detail) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+        return len(rows)
+
+    def missing_vectors(self, model: str, limit: int, scope: Scope | None = None) -> list[tuple[str, str]]:
+        """(id, text to embed) of records that have no vector under `model`, oldest first."""
+        where, params = _scope_where(scope) if scope else ("1=1", [])
+        rows = self._read(
+            f"SELECT r.id, r.speaker, r.content FROM records r LEFT JOIN vectors v ON v.rid = r.rid "
+            f"WHERE (v.rid IS NULL OR v.model <> ?) AND {where} ORDER BY r.rid LIMIT ?",
+            [model, *params, limit],
+        )
+        return [(i, embedding_text(speaker, content)) for i, speaker, content in rows]
+
+    def put_vectors(self, items: Sequence[tuple[str, np.ndarray]], model: str) -> int:
+        """Store (id, vector) under `model`, replacing a record's vector from another model."""
+        if not items:
+            return 0
+        with self._write() as conn:
+            touched: list[tuple[str | None, str | None]] = []
+            for rec_id, vec in items:
+                row = conn.execute("SELECT rid, user_id, agent_id FROM records WHERE id = ?", (rec_id,)).fetchone()
+                if row is None:
+                    continue  # deleted meanwhile
+                conn.execute(
+                    "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
+                    (row[0], model, np.ascontiguousarray(vec, dtype=np.float32).tobytes()),
+                )
+                touched.append((row[1], row[2]))
+            self._bump(conn, touched)
+        return len(touched)
+
+    def vector_models(self) -> dict[str, int]:
+        """How many records have a vector under each model."""
+        return dict(self._read("SELECT model, count(*) FROM vectors GROUP BY model"))
 
 
 # ---------------------------------------------------------------------- helpers

@@ -1,0 +1,152 @@
+"""L2 topics: session summaries and a two-level tree of topic clusters, built bottom-up from notes.
+
+Offline, summaries are extractive: the members closest to the topic's centroid,
+verbatim, so every line of a summary is a note that names its episodes. A
+topic's `sources` are the notes it shows; `member` links point to all of its
+children (notes, or topics one level down), which is what tree descent walks.
+
+Idempotent: a topic's identity (`dedup_key`) is the hash of its kind and
+member ids; topics whose members changed are replaced, unchanged ones are left
+alone, so a second run writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Sequence
+
+import numpy as np
+
+from ..ids import new_id
+from ..model import Record, SearchFilters, Topic, text_hash
+from .runner import OrganiseContext
+
+#: Cosine similarity a note needs to join a cluster, and a cluster to join a super-topic.
+NOTE_CLUSTER_THRESHOLD = 0.55
+TOPIC_CLUSTER_THRESHOLD = 0.5
+#: Members shown in a summary.
+SUMMARY_NOTES = 3
+#: Fewest members a cluster needs to become a topic.
+MIN_MEMBERS = 3
+
+
+def load_layer(ctx: OrganiseContext, layer: int, kind: str | None = None) -> tuple[list[Record], np.ndarray]:
+    """Active records of one layer in the scope, oldest first, with their vectors (rows aligned)."""
+    records: list[Record] = []
+    cursor = None
+    while True:
+        page = ctx.store.list(ctx.scope, SearchFilters(layers=[layer]), limit=1000, cursor=cursor)
+        records += [r for r in page.items if kind is None or r.kind == kind]
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    vectors = ctx.store.vectors([r.id for r in records], ctx.embedder.name, ctx.scope)
+    records = [r for r in records if r.id in vectors]
+    matrix = np.stack([vectors[r.id] for r in records]) if records else np.zeros((0, ctx.embedder.dim), np.float32)
+    return records, matrix
+
+
+def leader_clusters(matrix: np.ndarray, threshold: float) -> list[list[int]]:
+    """Deterministic single-pass clustering: each row joins the closest centroid above `threshold`."""
+    clusters: list[list[int]] = []
+    sums: list[np.ndarray] = []
+    for i, vec in enumerate(matrix):
+        if sums:
+            cents = np.stack(sums)
+            cents = cents / np.linalg.norm(cents, axis=1, keepdims=True)
+            sims = cents @ vec
+            best = int(np.argmax(sims))
+            if sims[best] >= threshold:
+                clusters[best].append(i)
+                sums[best] = sums[best] + vec
+                continue
+        clusters.append([i])
+        sums.append(vec.astype(np.float32).copy())
+    return clusters
+
+
+def central(members: Sequence[int], matrix: np.ndarray, k: int) -> list[int]:
+    """The `k` members closest to the members' centroid, in their original order."""
+    cent = matrix[list(members)].mean(axis=0)
+    order = np.argsort(-(matrix[list(members)] @ cent), kind="stable")[:k]
+    return sorted(members[i] for i in order)
+
+
+class TopicStep:
+    """Builds session topics and the topic-cluster tree for one scope."""
+
+    name = "topics"
+
+    def run(self, ctx: OrganiseContext) -> dict:
+        notes, matrix = load_layer(ctx, 1, kind=None)
+        keep = [i for i, n in enumerate(notes) if n.kind != "experience"]
+        notes, matrix = [notes[i] for i in keep], matrix[keep] if keep else matrix
+        existing, _ = load_layer(ctx, 2)
+        by_key = {t.dedup_key: t for t in existing}
+        wanted: dict[str, Topic] = {}
+        members: dict[str, list[str]] = {}
+
+        def want(kind: str, children: list[Record], shown: list[Record], label: str) -> Topic:
+            key = text_hash(kind + ":" + ",".join(sorted(c.id for c in children)))
+            topic = by_key.get(key)
+            if topic is None:
+                body = " / ".join(" ".join(r.content.split()) for r in shown)
+                stamp = ctx.clock()
+                topic = Topic(
+                    id=new_id("topic"), kind=kind, user_id=ctx.scope.user_id, agent_id=ctx.scope.agent_id,
+                    session_id=children[0].session_id if kind == "session" else None,
+                    content=f"{label}: {body}", event_time=min(c.event_time for c in children),
+                    created_at=stamp, updated_at=stamp, sources=[r.id for r in shown], dedup_key=key,
+                    entities=sorted({e for r in shown for e in r.entities})[:12],
+                )
+            wanted[key] = topic
+            members[topic.id] = [c.id for c in children]
+            return topic
+
+        # sessions
+        by_session: dict[str | None, list[int]] = defaultdict(list)
+        for i, n in enumerate(notes):
+            if n.session_id:
+                by_session[n.session_id].append(i)
+        for session, idx in by_session.items():
+            if len(idx) < MIN_MEMBERS:
+                continue
+            shown = [notes[i] for i in central(idx, matrix, SUMMARY_NOTES)]
+            when = min(notes[i].event_time for i in idx)
+            want("session", [notes[i] for i in idx], shown, f"Session of {when:%d %B %Y}")
+
+        # clusters of notes, then clusters of clusters
+        level1: list[tuple[Topic, np.ndarray]] = []
+        for idx in leader_clusters(matrix, NOTE_CLUSTER_THRESHOLD):
+            if len(idx) < MIN_MEMBERS:
+                continue
+            shown = [notes[i] for i in central(idx, matrix, SUMMARY_NOTES)]
+            topic = want("cluster", [notes[i] for i in idx], shown, "Topic")
+            cent = matrix[idx].mean(axis=0)
+            level1.append((topic, cent / (np.linalg.norm(cent) or 1.0)))
+        if level1:
+            cmat = np.stack([c for _, c in level1])
+            for idx in leader_clusters(cmat, TOPIC_CLUSTER_THRESHOLD):
+                if len(idx) < 2:
+                    continue
+                children = [level1[i][0] for i in idx]
+                shown_notes = ctx.store.get([children[i].sources[0] for i in central(list(range(len(idx))), cmat[idx], SUMMARY_NOTES)], ctx.scope)
+                want("theme", children, shown_notes, "Theme")
+
+        return self._write(ctx, existing, wanted, members)
+
+    def _write(self, ctx: OrganiseContext, existing: list[Record], wanted: dict[str, Topic],
+               members: dict[str, list[str]]) -> dict:
+        existing_ids = {t.id for t in existing}
+        stale = [t.id for t in existing if t.dedup_key not in wanted]
+        new = [t for t in wanted.values() if t.id not in existing_ids]
+        budget = ctx.max_work if ctx.max_work is not None else len(new) + len(stale)
+        new_now, pending = new[:budget], max(0, len(new) - budget)
+        if new_now:
+            vectors = ctx.embedder.embed([t.embedding_text for t in new_now])
+            ctx.store.put(new_now, vectors, ctx.embedder.name, actor="organise")
+        removed = ctx.store.delete(stale, ctx.scope) if stale and not pending else 0
+        written = {t.id for t in new_now} | (existing_ids & {t.id for t in wanted.values()})
+        links = [(tid, m, "member", 1.0) for tid, ms in members.items() if tid in written for m in ms]
+        linked = ctx.store.put_links(links)
+        return {"created": len(new_now), "removed": removed, "linked": linked, "pending": pending}
