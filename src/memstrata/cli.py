@@ -78,6 +78,10 @@ MetaOpt = Annotated[
     typer.Option("--meta", "-m", help="Metadata key=value (repeatable); a value that parses as JSON is JSON."),
 ]
 IdArg = Annotated[str, typer.Argument(help="Memory id, e.g. ep_01J...", show_default=False)]
+AsOfOpt = Annotated[
+    Optional[str], typer.Option("--as-of", help="Answer from what was valid at this time (default: now).")
+]
+ArchivedOpt = Annotated[bool, typer.Option("--archived", help="Include archived (faded) memories.")]
 
 
 @dataclass
@@ -330,12 +334,14 @@ def search(
     since: Annotated[Optional[str], typer.Option("--from", help="Only memories at or after this time.")] = None,
     until: Annotated[Optional[str], typer.Option("--to", help="Only memories at or before this time.")] = None,
     recipe: Annotated[Optional[str], typer.Option(help="Retrieval recipe (default from settings).")] = None,
+    as_of: AsOfOpt = None,
+    archived: ArchivedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Memories most relevant to a query, best first."""
     hits = _memory().search(
         query, user_id=user, agent_id=agent, session_id=session, limit=limit, time_from=since, time_to=until,
-        recipe=recipe,
+        recipe=recipe, as_of=as_of, include_archived=archived,
     )
     if as_json:
         _print_json([_hit_json(h) for h in hits])
@@ -352,10 +358,15 @@ def context(
     agent: AgentOpt = None,
     session: SessionOpt = None,
     budget: Annotated[int, typer.Option("--budget", "-b", help="Token budget of the block.")] = 1000,
+    as_of: AsOfOpt = None,
+    archived: ArchivedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """A memory block for a query, within a token budget; each line cites its source id."""
-    block = _memory().context(query, user_id=user, agent_id=agent, session_id=session, budget_tokens=budget)
+    block = _memory().context(
+        query, user_id=user, agent_id=agent, session_id=session, budget_tokens=budget, as_of=as_of,
+        include_archived=archived,
+    )
     if as_json:
         _print_json(block.model_dump(mode="json"))
     elif not block.lines:
@@ -458,6 +469,34 @@ def export(
         target = sys.stdout if out == "-" else Path(out)
         count = export_jsonl(_memory(), target, user_id=user, agent_id=agent, progress=progress)
     _err().print(f"exported {count} memories of {Scope.of(user, agent).label()}" + ("" if out == "-" else f" to {out}"))
+
+
+@app.command()
+def reembed(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Embed every memory with the configured embedding model (after changing it); nothing is re-extracted.
+
+    Only memories without a vector from that model are embedded, so an interrupted run resumes.
+    """
+    memory = _memory()
+    with _progress("re-embedding") as progress:
+        count = memory.reembed(user_id=user, agent_id=agent, progress=lambda done, _total: progress(done, done))
+    if as_json:
+        _print_json({"model": memory.embedder.name, "embedded": count})
+    else:
+        _out().print(f"embedded {count} memories with {memory.embedder.name}")
+
+
+@app.command()
+def vacuum() -> None:
+    """Rewrite the database file so the bytes of deleted memories are gone from disk."""
+    memory = _memory()
+    before = memory.stats()
+    memory.vacuum()
+    _out().print(f"vacuumed {before['path']}: {before['file_bytes']:,} -> {memory.stats()['file_bytes']:,} bytes")
 
 
 # ---------------------------------------------------------------------- store and settings

@@ -43,12 +43,38 @@ class Settings(BaseSettings):
     openai_embed_model: str = "nomic-embed-text"
 
     # write path
-    extractor: Literal["rules", "none"] = Field(
-        "rules", description="how L1 notes are derived from episodes: offline rules, or not at all"
+    extractor: Literal["rules", "llm", "none"] = Field(
+        "rules", description="how L1 notes are derived from episodes: offline rules, an LLM (falls back to the rules), or not at all"
     )
+    extract_window: int = Field(20, ge=1, le=200, description="turns per LLM extraction call")
+
+    # LLM (optional): any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp, OpenAI)
+    llm_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:11434/v1; unset means no LLM")
+    llm_model: str | None = None
+    llm_api_key: str | None = None
 
     # retrieval
     recipe: str = Field("hybrid", description="default retrieval recipe (see memstrata.read.recipes)")
+
+    # lifecycle
+    half_life_days: float = Field(
+        90.0, gt=0, description="days for an unused memory of importance 0.5 to lose half its strength"
+    )
+    reinforcement: float = Field(
+        0.5, ge=0, le=1, description="share of lost strength a retrieval gives back (0: searches never reinforce)"
+    )
+    archive_threshold: float = Field(
+        0.05, ge=0, lt=1, description="organise archives memories whose strength fell below this (0: never)"
+    )
+    decay_layers: list[int] = Field(
+        [0, 1], description="layers that fade (topics and profile are rebuilt by consolidation instead)"
+    )
+    ttl_days: dict[str, float] = Field(
+        {}, description='expire (archive) by age: record kind or layer name -> days, e.g. {"question": 30, "episode": 365}'
+    )
+    merge_threshold: float = Field(
+        0.95, gt=0, le=1, description="cosine similarity at which organise merges two notes as near-duplicates"
+    )
 
     @classmethod
     def load(cls, path: str | Path | None = None, **overrides: Any) -> "Settings":

@@ -17,7 +17,7 @@ from .config import Settings
 from .embed import make_embedder
 from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
-from .errors import ContentTooLarge, InvalidInput, NotFound, StoreError
+from .errors import ConfigError, ContentTooLarge, InvalidInput, NotFound, StoreError
 from .ids import new_id
 from .model import AddResult, ContextBlock, Episode, embedding_text, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
 from .model import ExperienceHit
@@ -29,7 +29,7 @@ from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
 from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
 from .organise.lifecycle import reinforced
-from .write.extract import RuleExtractor, default_name
+from .write.extract import Extractor, RuleExtractor, default_name
 from .write.resolve import Current, Resolution, note_key, resolve
 from .write.experience import build_experience, check_steps, experience_hit
 from .write.rederive import rederive_notes
@@ -64,7 +64,7 @@ class Memory:
         self._embedder_arg = embedder
         self._embedder: CachedEmbedder | None = None
         self._embedder_lock = threading.Lock()
-        self._extractor = RuleExtractor()
+        self._extractor = make_extractor(self.settings)
         self._speakers: dict[tuple[str | None, str | None], list[str]] = {}
         #: What time it is (an aware datetime): stamps, last access, decay. Inject one to test time.
         self.clock: Callable[[], datetime] = clock or _wall_clock
@@ -560,6 +560,20 @@ def _scope_ids(store: Store, scope: Scope, layers: list[int] | None = None) -> l
         cursor = page.next_cursor
         if cursor is None:
             return ids
+
+
+def make_extractor(settings: Settings) -> Extractor:
+    """The note extractor the settings ask for."""
+    rules = RuleExtractor()
+    if settings.extractor != "llm":
+        return rules
+    if not (settings.llm_base_url and settings.llm_model):
+        raise ConfigError("extractor = 'llm' needs llm_base_url and llm_model (MEMSTRATA_LLM_BASE_URL, MEMSTRATA_LLM_MODEL)")
+    from .llm.openai_compat import OpenAIChat
+    from .write.llm_extract import LLMExtractor
+
+    chat = OpenAIChat(settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key)
+    return LLMExtractor(chat, rules, window=settings.extract_window)
 
 
 def _as_message_list(messages: Messages) -> list[Mapping[str, Any]]:

@@ -100,6 +100,12 @@ class Record(BaseModel):
     updated_at: datetime
     status: Status = "active"
     importance: float = 0.5
+    #: Memory strength in [0, 1] at `last_access` (or `created_at`); it decays from there (see docs/lifecycle.md).
+    strength: float = 1.0
+    #: When a search last returned it (None: never).
+    last_access: datetime | None = None
+    #: Pinned memories never fade or expire.
+    pinned: bool = False
     #: Ids of the records this one was derived from (empty for episodes).
     sources: list[str] = Field(default_factory=list)
     keywords: list[str] = Field(default_factory=list)
@@ -186,6 +192,13 @@ class SearchFilters(BaseModel):
     layers: list[int] | None = None
     #: Include superseded and archived records.
     include_inactive: bool = False
+    #: Answer from what was valid at this time: valid_from (else event_time) <= as_of < valid_to,
+    #: any status but archived. None: what is active now.
+    as_of: datetime | None = None
+    #: Also return archived (faded or expired) records.
+    include_archived: bool = False
+    #: Record kinds to search (e.g. ["experience"]); None means all.
+    kinds: list[str] | None = None
 
     @field_validator("metadata")
     @classmethod
@@ -196,6 +209,36 @@ class SearchFilters(BaseModel):
                     f"metadata filter key {key!r} must be 1-64 letters, digits, '_', '.' or '-'", field="filters"
                 )
         return value
+
+    def admits(self, record: "Record") -> bool:
+        """Whether `record` passes these filters (the store applies the same rules in its queries)."""
+        if self.layers is not None and record.layer_value not in self.layers:
+            return False
+        if self.kinds is not None and record.kind not in self.kinds:
+            return False
+        if self.time_from is not None and record.event_time < self.time_from:
+            return False
+        if self.time_to is not None and record.event_time > self.time_to:
+            return False
+        if not self.include_inactive:
+            allowed = {"active", "superseded"} if self.as_of is not None else {"active"}
+            if self.include_archived:
+                allowed.add("archived")
+            if record.status not in allowed:
+                return False
+        if self.as_of is not None and not valid_at(record, self.as_of):
+            return False
+        return all(record.metadata.get(k) == v for k, v in self.metadata.items())
+
+
+def valid_at(record: "Record", at: datetime) -> bool:
+    """valid_from (else event_time) <= at < valid_to; a superseded record without valid_to is never valid."""
+    start = record.valid_from or record.event_time
+    if start > at:
+        return False
+    if record.valid_to is None:
+        return record.status != "superseded"
+    return at < record.valid_to
 
 
 class HistoryEvent(BaseModel):
@@ -272,3 +315,28 @@ class Page(BaseModel):
 
     items: list[Record]
     next_cursor: str | None = None
+
+
+class ExperienceHit(BaseModel):
+    """A past task like the one asked about: what was done, how it ended, and the lesson drawn from it."""
+
+    #: The stored experience (an L1 record of kind "experience"; its source is the trajectory episode).
+    record: Record
+    score: float
+    task: str
+    steps: list[Any] = Field(default_factory=list)
+    outcome: str
+    feedback: str | None = None
+    #: True: it worked; False: it failed (failures are kept: they teach what to avoid); None: unknown.
+    success: bool | None = None
+    #: The lesson consolidation distilled from it (None until `organise()` has run).
+    lesson: str | None = None
+
+    @property
+    def id(self) -> str:
+        return self.record.id
+
+    @property
+    def label(self) -> str:
+        """"succeeded", "failed" or "unknown"."""
+        return {True: "succeeded", False: "failed", None: "unknown"}[self.success]

@@ -2,8 +2,11 @@
 
 Formats (`detect_format` tells them apart by content):
 
-- ``export``: a memstrata export: a header line ``{"type": "memstrata-export", "version": 1, ...}``,
-  then one ``{"type": "record", ...}`` line per record (every field, times as ISO 8601, and its history).
+- ``export``: a memstrata export: a header line ``{"type": "memstrata-export", "version": 2, ...}``,
+  then one ``{"type": "record", ...}`` line per record (every field, times as ISO 8601, and its history),
+  then one ``{"type": "link", "src", "dst", "kind", "weight"}`` line per link between them. Importing it
+  into an empty store gives back the same records, history and links (vectors are computed again, by
+  the importing store's model: nothing is re-extracted).
 - ``json``: a list of messages, or ``{"messages": [...]}``.
 - ``jsonl``: one message per line.
 - ``locomo``: the LoCoMo benchmark's JSON (each conversation into its own user).
@@ -35,7 +38,7 @@ from . import validate as check
 from .errors import EmptyContent, InvalidInput, MemstrataError
 from .formats.locomo import Conversation, load_locomo
 from .ids import PREFIXES, kind_of, new_ulid
-from .model import RECORD_TYPES, Layer, Record, Scope, SearchFilters
+from .model import RECORD_TYPES, HistoryEvent, Layer, Record, Scope, SearchFilters
 from .timeutil import iso, now
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -45,7 +48,7 @@ if TYPE_CHECKING:  # pragma: no cover
 ProgressFn = Callable[[int, int], None]
 
 EXPORT_TYPE = "memstrata-export"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
 FORMATS = ("auto", "export", "json", "jsonl", "locomo")
 #: Keys a message in a JSON / JSONL conversation file may have.
 MESSAGE_KEYS = frozenset({"role", "content", "speaker", "name", "timestamp", "metadata", "kind", "session_id"})
@@ -143,11 +146,16 @@ def _write_export(memory: "Memory", scope: Scope, fh: TextIO, progress: Progress
     fh.write(_dumps(header))
     total = _count(memory, scope) if progress else 0
     count = 0
+    ids: list[str] = []
     for record in iter_records(memory, scope):
         fh.write(_dumps(record_to_json(memory, record, scope)))
+        ids.append(record.id)
         count += 1
         if progress and (count % BATCH == 0 or count == total):
             progress(count, max(total, count))
+    for i in range(0, len(ids), _PAGE):
+        for src, dst, kind, weight in memory.store.neighbours(ids[i : i + _PAGE], scope):
+            fh.write(_dumps({"type": "link", "src": src, "dst": dst, "kind": kind, "weight": weight}))
     return count
 
 
@@ -372,22 +380,66 @@ def _as_utc(record: Record) -> Record:
     return record.model_copy(update=update) if update else record
 
 
-def _read_export(path: Path) -> list[tuple[str, Record]]:
+Link = tuple[str, str, str, float]
+
+
+@dataclass
+class _Export:
+    """An export file, validated: records (with where each was read), their history, the links."""
+
+    records: list[tuple[str, Record]]
+    history: dict[str, list[HistoryEvent]]
+    links: list[Link]
+
+
+def parse_history(obj: dict, where: str) -> list[HistoryEvent]:
+    """The history events of an export line (none in an export without them)."""
+    events = obj.get("history") or []
+    if not isinstance(events, list):
+        raise InvalidInput(f"{where}: history must be a list of events", field="history")
+    out: list[HistoryEvent] = []
+    for event in events:
+        try:
+            parsed = HistoryEvent.model_validate({**event, "record_id": obj.get("id")})
+        except (ValidationError, TypeError) as exc:
+            raise InvalidInput(f"{where}: history event is malformed ({exc})".splitlines()[0], field="history") from None
+        if parsed.at.tzinfo is None:
+            parsed = parsed.model_copy(update={"at": parsed.at.replace(tzinfo=timezone.utc)})
+        out.append(parsed)
+    return out
+
+
+def parse_link(obj: dict, where: str, ids: set[str]) -> Link:
+    """One link line -> (src, dst, kind, weight); both ends must be records of the file."""
+    src, dst, kind, weight = obj.get("src"), obj.get("dst"), obj.get("kind"), obj.get("weight", 1.0)
+    if not (isinstance(kind, str) and kind and isinstance(weight, (int, float)) and not isinstance(weight, bool)):
+        raise InvalidInput(f"{where}: a link needs a kind (text) and a numeric weight", field="link")
+    for end in (src, dst):
+        if end not in ids:
+            raise InvalidInput(f"{where}: link end {end!r} is not a record of this file", field="link")
+    return src, dst, kind, float(weight)
+
+
+def _read_export(path: Path) -> _Export:
     lines = _jsonl(path)
     first = next(lines, None)
     if first is None:
         raise InvalidInput(f"{path} is empty", field="path")
     _export_header(path, *first)
-    records: list[tuple[str, Record]] = []
+    data = _Export([], {}, [])
     seen: set[str] = set()
     for number, obj in lines:
         where = f"{path} line {number}"
+        if isinstance(obj, dict) and obj.get("type") == "link":
+            data.links.append(parse_link(obj, where, seen))
+            continue
         record = parse_record(obj, where)
         if record.id in seen:
             raise InvalidInput(f"{where}: id {record.id!r} appears twice in the file", field="id")
         seen.add(record.id)
-        records.append((where, record))
-    return records
+        data.records.append((where, record))
+        data.history[record.id] = parse_history(obj, where)
+    return data
 
 
 def _rescope(records: list[tuple[str, Record]], target: Scope | None) -> list[tuple[str, Record]]:
@@ -425,14 +477,23 @@ def _check_new_ids(
                 )
 
 
-def _put_all(memory: "Memory", records: Sequence[tuple[str, Record]], progress: ProgressFn | None) -> int:
-    """Embed and store prebuilt records in batches (one transaction each), keeping ids and times."""
+def _put_all(
+    memory: "Memory",
+    records: Sequence[tuple[str, Record]],
+    progress: ProgressFn | None,
+    history: dict[str, list[HistoryEvent]] | None = None,
+) -> int:
+    """Embed and store prebuilt records in batches (one transaction each), keeping ids and times;
+    `history` (record id -> events) replaces the 'created' event each put writes."""
     done = 0
     for i in range(0, len(records), BATCH):
         batch = [rec for _, rec in records[i : i + BATCH]]
         try:
             vectors = memory.embedder.embed([rec.embedding_text for rec in batch])
             memory.store.put(batch, vectors, memory.embedder.name, actor="import")
+            events = [e for rec in batch for e in (history or {}).get(rec.id, [])]
+            if events:
+                memory.store.put_history(events)
         except MemstrataError as exc:
             raise _located(exc, records[i][0], f" ({done} records before it were imported)") from None
         done += len(batch)
@@ -444,13 +505,21 @@ def _put_all(memory: "Memory", records: Sequence[tuple[str, Record]], progress: 
 def _import_export(
     memory: "Memory", path: Path, target: Scope | None, new_ids: bool, progress: ProgressFn | None
 ) -> ImportResult:
-    original = _read_export(path)
+    data = _read_export(path)
+    original = data.records
     records = _rescope(original, target)
     if new_ids:
         records = _fresh_ids(records)
     else:
         _check_new_ids(memory, path, records, [r.scope for _, r in original + records])
-    count = _put_all(memory, records, progress)
+    new_id_of = {old.id: new.id for (_, old), (_, new) in zip(original, records)}
+    history = {
+        new_id_of[old]: [e.model_copy(update={"record_id": new_id_of[old]}) for e in events]
+        for old, events in data.history.items()
+    }
+    count = _put_all(memory, records, progress, history)
+    if data.links:
+        memory.store.put_links([(new_id_of[a], new_id_of[b], kind, w) for a, b, kind, w in data.links])
     return ImportResult("export", count, _labels(r.scope for _, r in records))
 
 

@@ -55,13 +55,16 @@ class LinkStep:
                 for j in top:
                     if row[j] >= SIMILAR_THRESHOLD:
                         wanted[(notes[i].id, notes[int(j)].id, "similar")] = round(float(row[j]), 4)
-        links = [(a, b, kind, w) for (a, b, kind), w in wanted.items()]
-        if ctx.max_work is not None:
-            links = links[: ctx.max_work]
-        linked = ctx.store.put_links(links)
         ids = [n.id for n in notes]
-        unlinked = sum(
-            ctx.store.delete_links(ids, kind, keep=[(a, b) for a, b, k, _ in links if k == kind])
-            for kind in ("entity", "similar")
-        ) if ctx.max_work is None or len(links) == len(wanted) else 0
-        return {"linked": linked, "unlinked": unlinked, "pending": len(wanted) - len(links)}
+        have = {(a, b, k): w for a, b, k, w in ctx.store.neighbours(ids, ctx.scope, kinds=["entity", "similar"])}
+        missing = [(a, b, k, w) for (a, b, k), w in wanted.items() if have.get((a, b, k)) != w]
+        todo = missing if ctx.max_work is None else missing[: ctx.max_work]
+        linked = ctx.store.put_links(todo)
+        pending = len(missing) - len(todo)
+        unlinked = 0
+        if not pending:
+            for kind in ("entity", "similar"):
+                keep = [(a, b) for (a, b, k) in wanted if k == kind]
+                if any(k == kind and (a, b, k) not in wanted for (a, b, k) in have):
+                    unlinked += ctx.store.delete_links(ids, kind, keep=keep)
+        return {"linked": linked, "unlinked": unlinked, "pending": pending}

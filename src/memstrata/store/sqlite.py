@@ -797,7 +797,9 @@ class SQLiteStore:
     def touch(self, strengths: Mapping[str, float], scope: Scope, at: float) -> int:
         """Mark records as just retrieved: last_access = `at`, strength as given (one UPDATE).
 
-        Strength and last access are not part of any cached index, so the scope version is not bumped.
+        Best effort, never in a reader's way: when another writer holds the database for more than
+        a moment (or it cannot be written), nothing is written and 0 is returned. Strength and last
+        access are in no cached index, so the scope version is not bumped.
         """
         if not strengths:
             return 0
@@ -809,8 +811,22 @@ class SQLiteStore:
             f"WHERE r.id IN ({','.join('?' * len(items))}) AND {where}"
         )
         values = [at, *(x for pair in items for x in pair), *(i for i, _ in items), *params]
-        with self._write() as conn:
-            return conn.execute(sql, values).rowcount
+        with self._lock:
+            (timeout,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
+            try:
+                self._conn.execute("PRAGMA busy_timeout = 50")
+                self._conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error:
+                return 0
+            finally:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+            try:
+                changed = self._conn.execute(sql, values).rowcount
+                self._conn.execute("COMMIT")
+                return changed
+            except sqlite3.Error:
+                self._conn.execute("ROLLBACK")
+                return 0
 
     def set_status(
         self,

@@ -1,0 +1,109 @@
+"""Experience memory (procedural): an agent's task trajectory and how it ended.
+
+`add_experience` stores two records in one transaction: the trajectory verbatim as
+an L0 episode (kind "trajectory": the ground truth), and an L1 record of kind
+"experience" whose text is the task and its outcome (what a search for a similar
+task should match) and whose metadata holds the structured trajectory under
+``"experience"``: task, steps, outcome, feedback, success. Failures are kept and
+labelled (success False): they say what not to do. Lessons are distilled later,
+by consolidation (organise.lessons).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any, Sequence
+
+from ..errors import InvalidInput
+from ..ids import new_id
+from ..model import Episode, ExperienceHit, Note, Record, Scope
+
+_FAILED = re.compile(
+    r"\b(fail(?:ed|s|ure)?|error(?:ed|s)?|crash(?:ed)?|broke|broken|unable|could ?n[o']t|can ?n[o']t|did ?n[o']t|"
+    r"does ?n[o']t|not work(?:ing)?|timed? ?out|abort(?:ed)?|wrong|rejected|unsuccessful)\b", re.I)
+_WORKED = re.compile(
+    r"\b(succe(?:ss|eded|ssful(?:ly)?)|worked|works|passed|pass(?:es)?|done|solved|fixed|resolved|completed?|"
+    r"accepted|merged|deployed|ok)\b", re.I)
+
+
+def infer_success(outcome: str) -> bool | None:
+    """Success from the outcome's wording: failure words win; None when it says neither."""
+    if _FAILED.search(outcome):
+        return False
+    if _WORKED.search(outcome):
+        return True
+    return None
+
+
+def _step_line(step: Any) -> str:
+    return step if isinstance(step, str) else json.dumps(step, ensure_ascii=False, sort_keys=True)
+
+
+def render_trajectory(task: str, steps: Sequence[Any], outcome: str, feedback: str | None, success: bool | None) -> str:
+    """The trajectory as text (the episode's content)."""
+    lines = [f"Task: {task}"]
+    lines += [f"Step {i}: {_step_line(s)}" for i, s in enumerate(steps, start=1)]
+    label = {True: "succeeded", False: "failed", None: "outcome"}[success]
+    lines.append(f"Outcome ({label}): {outcome}")
+    if feedback:
+        lines.append(f"Feedback: {feedback}")
+    return "\n".join(lines)
+
+
+def summary_text(task: str, outcome: str, success: bool | None) -> str:
+    """The experience record's content: the task and how it ended."""
+    label = {True: "succeeded", False: "FAILED", None: "ended"}[success]
+    return f"Task: {task} ({label}: {outcome})"
+
+
+def check_steps(steps: Any) -> list[Any]:
+    """A list of steps (strings or JSON objects)."""
+    if steps is None:
+        return []
+    if isinstance(steps, (str, bytes)) or not isinstance(steps, Sequence):
+        raise InvalidInput("steps must be a list of strings or dicts (one per action taken)", field="steps")
+    return list(steps)
+
+
+def build_experience(
+    *,
+    task: str,
+    steps: list[Any],
+    outcome: str,
+    feedback: str | None,
+    success: bool | None,
+    scope: Scope,
+    event_time: datetime,
+    stamp: datetime,
+    importance: float,
+    metadata: dict[str, Any],
+) -> tuple[Episode, Note]:
+    """The trajectory episode and the experience record that names it as its source."""
+    if success is None:
+        success = infer_success(outcome)
+    common = dict(
+        user_id=scope.user_id, agent_id=scope.agent_id, session_id=scope.session_id, event_time=event_time,
+        created_at=stamp, updated_at=stamp, importance=importance,
+    )
+    episode = Episode(
+        id=new_id("episode"), kind="trajectory", role="agent",
+        content=render_trajectory(task, steps, outcome, feedback, success), metadata=dict(metadata), **common,
+    )
+    trajectory = {"task": task, "steps": steps, "outcome": outcome, "feedback": feedback, "success": success}
+    record = Note(
+        id=new_id("experience"), kind="experience", content=summary_text(task, outcome, success),
+        sources=[episode.id], valid_from=event_time, metadata={**metadata, "experience": trajectory}, **common,
+    )
+    return episode, record
+
+
+def experience_hit(record: Record, score: float, lesson: str | None) -> ExperienceHit:
+    """A search result for an experience record."""
+    traj = record.metadata.get("experience", {})
+    return ExperienceHit(
+        record=record, score=score, task=str(traj.get("task", "")), steps=list(traj.get("steps", [])),
+        outcome=str(traj.get("outcome", "")), feedback=traj.get("feedback"), success=traj.get("success"),
+        lesson=lesson,
+    )

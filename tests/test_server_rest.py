@@ -1,0 +1,330 @@
+"""The REST server, started for real on a loopback port: every endpoint through the client and
+through plain HTTP, auth failures, cross-tenant attempts, limits, malformed input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from memstrata import ContentTooLarge, Episode, InvalidInput, NotFound, ScopeRequired, limits
+from memstrata.client import AsyncMemoryClient, Forbidden, MemoryClient, Unauthorized
+from memstrata.model import HistoryEvent, Note, Page
+from memstrata.server.keys import KeyStore
+from memstrata.server.launch import server_process
+
+MAX_BODY = 256 * 1024  # a small body limit so the oversize tests stay cheap
+
+CHAT = [
+    {"role": "user", "speaker": "Ana", "content": "I moved to Lisbon last week, the light here is amazing."},
+    {"role": "assistant", "content": "Congratulations! Have you found a flat yet?"},
+    {"role": "user", "speaker": "Ana", "content": "Yes, a small flat in Alfama with a view of the river."},
+]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rest")
+    keys = KeyStore(tmp / "m.db.keys.db")
+    tokens = {
+        "acme": keys.create(tenant="acme").token,
+        "beta": keys.create(tenant="beta").token,
+        "admin": keys.create(tenant=None, admin=True).token,
+    }
+    revoked = keys.create(tenant="acme")
+    keys.revoke(revoked.key.id)
+    tokens["revoked"] = revoked.token
+    keys.close()
+    with server_process(db=tmp / "m.db", max_body_bytes=MAX_BODY) as srv:
+        srv.tokens = tokens
+        yield srv
+    log = srv.log()
+    assert "unexpected error" not in log and "Exception in ASGI" not in log, log[-3000:]  # no 500s
+
+
+def http(server, who: str | None = "acme", **headers) -> httpx.Client:
+    if who:
+        headers["Authorization"] = f"Bearer {server.tokens[who]}"
+    return httpx.Client(base_url=server.url, headers=headers, timeout=60)
+
+
+def assert_error(response: httpx.Response, status: int, code: str) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"} and set(body["error"]) == {"code", "message", "field"}, body
+    assert body["error"]["code"] == code, body
+    assert body["error"]["message"]
+    return body["error"]
+
+
+# ---------------------------------------------------------------------- open endpoints
+
+
+def test_health_version_and_openapi_need_no_key(server):
+    with http(server, None) as c:
+        assert c.get("/v1/health").json()["status"] == "ok"
+        assert c.get("/v1/version").json()["api"] == "v1"
+        schema = c.get("/openapi.json").json()
+    committed = json.loads((Path(__file__).parents[1] / "docs" / "openapi.json").read_text())
+    assert schema == committed, "docs/openapi.json is stale: python -m memstrata.server.serve --print-openapi > docs/openapi.json"
+
+
+# ---------------------------------------------------------------------- every endpoint, through the client
+
+
+def test_every_endpoint_through_the_client(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        added = m.add(CHAT, user_id="ana", agent_id="bot", session_id="s1", metadata={"src": "chat"})
+        assert [type(e) for e in added.episodes] == [Episode] * 3
+        assert added.episodes[0].user_id == "ana" and added.episodes[0].agent_id == "bot"
+        assert all(isinstance(n, Note) for n in added.notes)
+        first = added.episodes[0]
+
+        hits = m.search("where does Ana live?", user_id="ana")
+        assert hits and any("Lisbon" in h.content for h in hits)
+        assert all(h.record.user_id == "ana" for h in hits)
+        assert m.search("Lisbon", user_id="ana", layers=[0], filters={"src": "chat"}, recipe="bm25")
+
+        block = m.context("where does Ana live?", user_id="ana", budget_tokens=200)
+        assert "Lisbon" in block.text and block.tokens <= 200
+
+        got = m.get(first.id, user_id="ana")
+        assert isinstance(got, Episode) and got.content == first.content and got.metadata == {"src": "chat"}
+
+        updated = m.update(first.id, content="I moved to Porto last week.", user_id="ana")
+        assert updated.content == "I moved to Porto last week."
+        events = m.history(first.id, user_id="ana")
+        assert [e.event for e in events][:2] == ["created", "updated"] and all(isinstance(e, HistoryEvent) for e in events)
+
+        stats = m.stats(user_id="ana")
+        assert stats["records"]["episodes"]["active"] == 3 and "path" not in stats
+
+        m.delete(first.id, user_id="ana")
+        with pytest.raises(NotFound):
+            m.get(first.id, user_id="ana")
+        with pytest.raises(NotFound):
+            m.delete(first.id, user_id="ana")
+        assert m.delete_all(user_id="ana") >= 2
+        assert m.list(user_id="ana").items == []
+        assert m.health()["status"] == "ok" and m.version()["api"] == "v1"
+
+
+def test_cursor_pagination(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        ids = m.add([f"note number {i}" for i in range(7)], user_id="pager").ids
+        seen, cursor, pages = [], None, 0
+        while True:
+            page = m.list(user_id="pager", layers=[0], limit=3, cursor=cursor)
+            assert isinstance(page, Page) and len(page.items) <= 3
+            seen += [r.id for r in page.items]
+            pages += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        assert seen == ids and pages == 3
+        with pytest.raises(InvalidInput):
+            m.list(user_id="pager", cursor="not-a-cursor")
+        with pytest.raises(InvalidInput):
+            m.list(user_id="pager", cursor="r" + "9" * 40)  # too large for SQLite: still a 4xx
+
+
+def test_async_client(server):
+    async def run():
+        async with AsyncMemoryClient(server.url, server.tokens["acme"]) as m:
+            added = await m.add("I play chess on Sundays", user_id="carl")
+            hits = await m.search("chess", user_id="carl")
+            assert hits[0].record.id in added.ids or any(h.record.id in added.ids for h in hits)
+            block = await m.context("chess", user_id="carl")
+            assert "chess" in block.text
+            page = await m.list(user_id="carl")
+            assert added.ids[0] in [r.id for r in page.items]
+            with pytest.raises(NotFound):
+                await m.get("ep_missing", user_id="carl")
+            assert await m.delete_all(user_id="carl") >= 1
+
+    asyncio.run(run())
+
+
+def test_typed_errors_through_the_client(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        with pytest.raises(ScopeRequired):
+            m.search("anything")
+        with pytest.raises(ContentTooLarge):
+            m.search("x" * (limits.MAX_QUERY_CHARS + 1), user_id="ana")
+        with pytest.raises(InvalidInput):
+            m.search("x", user_id="ana", limit=limits.MAX_LIMIT + 1)
+        with pytest.raises(InvalidInput):
+            m.add("", user_id="ana")
+        with pytest.raises(InvalidInput):
+            m.search("x", user_id="ana", time_from="yesterday-ish")
+        with pytest.raises(Forbidden):
+            m.reset()
+    with MemoryClient(server.url, "ms_wrong") as m, pytest.raises(Unauthorized):
+        m.search("x", user_id="ana")
+
+
+# ---------------------------------------------------------------------- plain HTTP
+
+
+def test_every_endpoint_over_plain_http(server):
+    with http(server) as c:
+        r = c.post("/v1/memories", json={"messages": "I keep bees in the garden", "user_id": "dora", "session_id": "s"})
+        assert r.status_code == 201, r.text
+        rid = r.json()["episodes"][0]["id"]
+        assert r.json()["episodes"][0]["layer"] == 0 and r.json()["episodes"][0]["user_id"] == "dora"
+
+        r = c.post("/v1/search", json={"query": "bees", "user_id": "dora"})
+        assert r.status_code == 200 and r.json()["hits"][0]["record"]["user_id"] == "dora"
+        r = c.post("/v1/context", json={"query": "bees", "user_id": "dora", "budget_tokens": 100})
+        assert r.status_code == 200 and "bees" in r.json()["text"]
+        r = c.get(f"/v1/memories/{rid}", params={"user_id": "dora"})
+        assert r.status_code == 200 and r.json()["id"] == rid
+        r = c.get("/v1/memories", params={"user_id": "dora", "session_id": "s", "layers": [0, 1], "limit": 5})
+        assert r.status_code == 200 and rid in [i["id"] for i in r.json()["items"]]
+        r = c.patch(f"/v1/memories/{rid}", json={"metadata": {"hive": 2}, "user_id": "dora"})
+        assert r.status_code == 200 and r.json()["metadata"] == {"hive": 2}
+        r = c.get(f"/v1/memories/{rid}/history", params={"user_id": "dora"})
+        assert r.status_code == 200 and r.json()["events"][0]["event"] == "created"
+        r = c.get("/v1/stats", params={"user_id": "dora"})
+        assert r.status_code == 200 and r.json()["records"]["episodes"]["active"] == 1
+        r = c.delete(f"/v1/memories/{rid}", params={"user_id": "dora"})
+        assert r.status_code == 200 and r.json() == {"deleted": 1}
+        assert_error(c.get(f"/v1/memories/{rid}", params={"user_id": "dora"}), 404, "not_found")
+        r = c.delete("/v1/memories", params={"user_id": "dora"})
+        assert r.status_code == 200 and "deleted" in r.json()
+        assert_error(c.delete("/v1/memories"), 422, "scope_required")
+
+
+def test_auth_failures(server):
+    with http(server, None) as c:
+        assert_error(c.post("/v1/search", json={"query": "x", "user_id": "ana"}), 401, "unauthorized")
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 401, "unauthorized")
+    with http(server, None, Authorization="Bearer ms_not_a_key") as c:
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 401, "unauthorized")
+    with http(server, None, Authorization="Basic YWxhZGRpbjpvcGVuc2VzYW1l") as c:
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 401, "unauthorized")
+    with http(server, "revoked") as c:
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 401, "unauthorized")
+    with http(server, "acme", **{"X-Memstrata-Tenant": "beta"}) as c:
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 403, "forbidden")
+    with http(server, "acme") as c:
+        assert_error(c.post("/v1/reset"), 403, "forbidden")
+        assert_error(c.get("/v1/stats"), 422, "scope_required")  # whole-store stats are admin-only
+    with http(server, "admin", **{"X-Memstrata-Tenant": "not/a tenant"}) as c:
+        assert_error(c.get("/v1/memories", params={"user_id": "ana"}), 422, "invalid_input")
+
+
+def test_cross_tenant_attempts_never_return_data(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as acme, MemoryClient(server.url, server.tokens["beta"]) as beta:
+        secret = acme.add("The vault code is 4711", user_id="eve", agent_id="bot").episodes[0]
+        for user in ("eve", "acme/eve", "../acme/eve", "acme%2Feve"):
+            assert beta.search("vault code", user_id=user) == []
+            assert beta.list(user_id=user).items == []
+            assert "4711" not in beta.context("vault code", user_id=user).text
+            with pytest.raises(NotFound):
+                beta.get(secret.id, user_id=user)
+            with pytest.raises(NotFound):
+                beta.history(secret.id, user_id=user)
+            with pytest.raises(NotFound):
+                beta.update(secret.id, content="overwritten", user_id=user)
+            with pytest.raises(NotFound):
+                beta.delete(secret.id, user_id=user)
+            assert beta.delete_all(user_id=user) == 0
+        with pytest.raises(NotFound):
+            beta.get(secret.id, agent_id="bot")
+        assert acme.get(secret.id, user_id="eve").content == "The vault code is 4711"
+
+    # An admin key reaches a tenant only by naming it; the root namespace cannot spell a tenant's ids.
+    with MemoryClient(server.url, server.tokens["admin"], tenant="acme") as admin:
+        assert admin.get(secret.id, user_id="eve").content == "The vault code is 4711"
+    with MemoryClient(server.url, server.tokens["admin"]) as root:
+        with pytest.raises(InvalidInput):
+            root.get(secret.id, user_id="acme/eve")
+        with pytest.raises(NotFound):
+            root.get(secret.id, user_id="eve")
+        assert "records" in root.stats()  # whole store: admin only
+
+
+def test_limits_answer_413_or_422(server):
+    with http(server) as c:
+        big = {"messages": "x" * (MAX_BODY + 10), "user_id": "ana"}
+        assert_error(c.post("/v1/memories", json=big), 413, "content_too_large")
+
+        def chunks():  # no Content-Length: the limit is counted as the body streams in
+            for _ in range(MAX_BODY // 1024 + 8):
+                yield b" " * 1024
+
+        r = c.post("/v1/search", content=chunks(), headers={"Content-Type": "application/json"})
+        assert_error(r, 413, "content_too_large")
+
+        too_many = {"messages": ["m"] * (limits.MAX_ITEMS_PER_ADD + 1), "user_id": "ana"}
+        assert_error(c.post("/v1/memories", json=too_many), 413, "content_too_large")
+        err = assert_error(c.post("/v1/search", json={"query": "q" * (limits.MAX_QUERY_CHARS + 1), "user_id": "ana"}),
+                           413, "content_too_large")
+        assert err["field"] == "query"
+        err = assert_error(c.post("/v1/search", json={"query": "q", "user_id": "ana", "limit": limits.MAX_LIMIT + 1}),
+                           422, "invalid_input")
+        assert err["field"] == "limit"
+        assert_error(c.get("/v1/memories", params={"user_id": "ana", "limit": 0}), 422, "invalid_input")
+        assert_error(c.post("/v1/context", json={"query": "q", "user_id": "ana", "budget_tokens": 10**9}), 422,
+                     "invalid_input")
+        assert_error(c.post("/v1/memories", json={"messages": "x", "user_id": "u" * 300}), 422, "invalid_input")
+
+
+def test_malformed_requests(server):
+    with http(server) as c:
+        r = c.post("/v1/search", content=b'{"query": "x", "user_id": ', headers={"Content-Type": "application/json"})
+        assert_error(r, 400, "malformed_json")
+        r = c.post("/v1/search", content=b"[" * 100_000, headers={"Content-Type": "application/json"})
+        assert r.status_code in (400, 422) and r.json()["error"]["code"] in ("malformed_json", "invalid_input")
+        r = c.post("/v1/search", content=b'{"query": "x", "user_id": "ana"}', headers={"Content-Type": "text/plain"})
+        assert "Content-Type" in assert_error(r, 422, "invalid_input")["message"]
+        assert_error(c.post("/v1/search", json=["not", "an", "object"]), 422, "invalid_input")
+        assert_error(c.post("/v1/search", json={"query": 5, "user_id": "ana"}), 422, "invalid_input")
+        assert_error(c.post("/v1/search", json={"query": "x", "user_id": "ana", "bogus": 1}), 422, "invalid_input")
+        r = c.post("/v1/search", content=b'{"query": "\\ud800", "user_id": "ana"}', headers={"Content-Type": "application/json"})
+        assert_error(r, 422, "invalid_input")
+        r = c.post("/v1/search", json={"query": "x", "user_id": "ana", "time_from": "0001-01-01T00:00:00+01:00"})
+        assert r.status_code == 422
+        r = c.post("/v1/search", json={"query": "x", "user_id": "ana", "filters": {"n": 10**30}})
+        assert r.status_code in (200, 422)
+        assert_error(c.post("/v1/memories", json={"messages": [{"content": "hi", "mood": "x"}], "user_id": "a"}), 422,
+                     "invalid_input")
+        assert_error(c.get("/v1/nowhere"), 404, "not_found")
+        r = c.put("/v1/search")
+        assert_error(r, 405, "method_not_allowed")
+        assert "POST" in r.headers["allow"]
+
+
+def test_refuses_non_loopback_without_keys(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "memstrata.server.serve", "--host", "0.0.0.0", "--db", str(tmp_path / "m.db")],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refusing to listen on 0.0.0.0" in lines[0] and "keys create" in lines[0]
+
+
+@pytest.mark.skipif(not hasattr(socket, "AF_INET"), reason="needs IPv4")
+def test_keyless_server_answers_loopback_only_in_the_root_namespace(tmp_path):
+    with server_process(db=tmp_path / "open.db") as srv:
+        with MemoryClient(srv.url, api_key="") as m:
+            added = m.add("hello from the owner", user_id="me")
+            assert m.get(added.ids[0], user_id="me").user_id == "me"
+            with pytest.raises(InvalidInput):
+                m.search("hello", user_id="acme/me")  # '/' would reach into a tenant's namespace
+        with httpx.Client(base_url=srv.url, headers={"X-Memstrata-Tenant": "acme"}) as c:
+            assert_error(c.get("/v1/memories", params={"user_id": "me"}), 403, "forbidden")
+        # Once a key exists, anonymous calls stop at once.
+        keys = KeyStore(Path(str(tmp_path / "open.db") + ".keys.db"))
+        keys.create(tenant="acme")
+        keys.close()
+        with httpx.Client(base_url=srv.url) as c:
+            assert_error(c.get("/v1/memories", params={"user_id": "me"}), 401, "unauthorized")

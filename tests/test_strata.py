@@ -1,0 +1,251 @@
+"""The strata: extraction (dates, persons), resolution (repeats, contradictions), organise, provenance."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date, datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from memstrata import Memory, Settings
+from memstrata.formats.locomo import load_locomo
+from memstrata.ids import kind_of
+from memstrata.llm.openai_compat import OpenAIChat
+from memstrata.model import Episode
+from memstrata.text.timeexpr import annotate_times, find_date_range
+from memstrata.write.extract import RuleExtractor, resolve_persons
+from memstrata.write.llm_extract import LLMExtractor
+from memstrata.write.slots import slot_of
+
+MON = datetime(2023, 5, 8, 13, 56, tzinfo=timezone.utc)  # a Monday
+
+
+def ep(text: str, speaker: str = "Caroline", when: datetime = MON, n: int = 1) -> Episode:
+    return Episode(id=f"ep_{n}", user_id="u", speaker=speaker, content=text, event_time=when, created_at=when,
+                   updated_at=when)
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("I went there yesterday", "yesterday (7 May 2023)"),
+    ("the day before yesterday", "(6 May 2023)"),
+    ("two days ago we met", "two days ago (6 May 2023)"),
+    ("3 weeks ago", "(the week of 17 April 2023)"),
+    ("last Friday", "last Friday (5 May 2023)"),
+    ("next Friday", "(12 May 2023)"),
+    ("last week", "(the week of 1 May 2023)"),
+    ("last weekend", "(the weekend of 6 May 2023)"),
+    ("next month", "next month (June 2023)"),
+    ("last year", "last year (2022)"),
+    ("tonight", "tonight (8 May 2023)"),
+])
+def test_relative_times_become_dates(text, expected):
+    assert expected in annotate_times(text, MON)[0]
+
+
+def test_query_time_windows():
+    assert find_date_range("What did she do in May 2023?") == (date(2023, 5, 1), date(2023, 5, 31))
+    assert find_date_range("on 7 May, 2023") == (date(2023, 5, 7), date(2023, 5, 7))
+    assert find_date_range("during 2022") == (date(2022, 1, 1), date(2022, 12, 31))
+    assert find_date_range("what happened yesterday", MON) == (date(2023, 5, 7), date(2023, 5, 7))
+    assert find_date_range("what does she like") is None
+
+
+def test_persons_resolved_to_names():
+    out = resolve_persons("I'm proud of you and my sister loves your painting, I've seen it.", "Caroline", "Melanie")
+    assert out == "Caroline is proud of Melanie and Caroline's sister loves Melanie's painting, Caroline has seen it."
+
+
+def test_rule_extractor_notes():
+    drafts = RuleExtractor().extract(
+        [ep("Hey Mel! Good to see you!", n=1),
+         ep("I went to a LGBTQ support group yesterday and it was so powerful.", n=2),
+         ep("Wow, that's cool, Caroline!", speaker="Melanie", n=3),
+         ep("I painted that lake sunrise last year. It's special to me.", speaker="Melanie", n=4)],
+        ["Caroline", "Melanie"],
+    )
+    texts = [d.content for d in drafts]
+    assert not any("Good to see" in t or "that's cool" in t for t in texts), "small talk makes no note"
+    support = next(d for d in drafts if "support group" in d.content)
+    assert support.content.startswith("Caroline went to a LGBTQ support group yesterday (7 May 2023)")
+    assert support.sources == ["ep_2"] and support.event_time.date() == date(2023, 5, 7)
+    assert support.entities[0] == "Caroline" and "LGBTQ" in support.entities
+    painted = next(d for d in drafts if "lake sunrise" in d.content)
+    assert painted.content == "Melanie painted that lake sunrise last year (2022)." and painted.sources == ["ep_4"]
+
+
+def test_slots():
+    assert slot_of("Ana moved to Porto last week.", ["Ana"]) == "ana|lives_in"
+    assert slot_of("Ana: Ana lives in Lisbon", ["Ana"]) == "ana|lives_in"
+    assert slot_of("Ana's favourite band is Air", ["Ana"]) == "ana|favorite band"
+    assert slot_of("Ana is keen on counseling", ["Ana"]) is None
+    assert slot_of("Bob lives in Rome", ["Ana"]) is None
+
+
+def test_repeats_merge_into_one_note_with_every_source(memory: Memory):
+    added = [memory.add("I adopted a dog named Biscuit", user_id="ana").ids[0] for _ in range(10)]
+    notes = memory.list(user_id="ana", layers=[1]).items
+    assert len(notes) == 1 and notes[0].sources == added
+    events = [e.event for e in memory.history(notes[0].id, user_id="ana")]
+    assert events == ["created"] + ["merged"] * 9
+
+
+def test_contradiction_supersedes_and_keeps_history(memory: Memory):
+    memory.add("I live in Lisbon", user_id="ana", timestamp="2024-01-01")
+    memory.add("I moved to Porto last week.", user_id="ana", timestamp="2024-06-01")
+    memory.add("I live in Berlin now.", user_id="ana", timestamp="2025-01-01")
+    notes = {n.content: n for n in memory.list(user_id="ana", layers=[1]).items}
+    lisbon, porto, berlin = (next(n for c, n in notes.items() if city in c) for city in ("Lisbon", "Porto", "Berlin"))
+    assert (lisbon.status, porto.status, berlin.status) == ("superseded", "superseded", "active")
+    assert lisbon.valid_to == porto.valid_from and porto.valid_to == berlin.valid_from and berlin.valid_to is None
+    assert [e.event for e in memory.history(lisbon.id, user_id="ana")] == ["created", "superseded"]
+    hits = memory.search("where does ana live?", user_id="ana", layers=[1])
+    assert [h.id for h in hits] == [berlin.id], "superseded notes leave default search"
+    # told late about an older home: it goes straight into history
+    memory.add("I live in Madrid.", user_id="ana", timestamp="2023-01-01")
+    madrid = next(n for n in memory.list(user_id="ana", layers=[1]).items if "Madrid" in n.content)
+    assert madrid.status == "superseded"
+    assert next(n for n in memory.list(user_id="ana", layers=[1]).items if "Berlin" in n.content).status == "active"
+
+
+def test_organise_builds_strata_idempotently_and_every_line_traces_to_an_episode(locomo_path, embedder, tmp_path):
+    conv = load_locomo(locomo_path)[0]
+    m = Memory(settings=Settings(db=tmp_path / "o.db"), embedder=embedder)
+    sessions = sorted({t.session for t in conv.turns})[:4]
+    for s in sessions:
+        m.add([t.message() for t in conv.turns if t.session == s], user_id="c", session_id=conv.session_id(s))
+    first = m.organise(user_id="c")[0]
+    assert first.steps["topics"]["created"] >= len(sessions) and first.steps["links"]["linked"] > 0
+    assert first.steps["profile"]["created"] > 0 and first.complete
+    again = m.organise(user_id="c")[0]
+    assert again.changed == 0, again.steps
+
+    episodes = {e.id for e in m.list(user_id="c", layers=[0], limit=1000).items}
+    topics = m.list(user_id="c", layers=[2], limit=1000).items
+    assert {t.kind for t in topics} >= {"session", "cluster"}
+    assert all(kind_of(s) in ("note", "topic") for t in topics for s in t.sources)
+    for query in ("What did Caroline research?", "Where did Melanie go camping?", "What is Caroline's identity?",
+                  "What did Melanie paint last year?"):
+        for recipe in ("hybrid", "strata"):
+            block = m.context(query, user_id="c", budget_tokens=400, recipe=recipe)
+            assert block.lines and block.tokens <= 400
+            for line in block.lines:
+                assert line.provenance and set(line.provenance) <= episodes, (recipe, line)
+                assert all(p in line.text for p in line.provenance)
+    layers = {h.record.layer_value for q in ("camping", "painting", "adoption")
+              for h in m.search(q, user_id="c", limit=50, recipe="strata")}
+    assert layers >= {0, 1, 2}
+
+
+def test_organise_bounded_work_finishes_over_several_runs(locomo_path, embedder, tmp_path):
+    conv = load_locomo(locomo_path)[0]
+    m = Memory(settings=Settings(db=tmp_path / "b.db"), embedder=embedder)
+    for s in (1, 2, 3):
+        m.add([t.message() for t in conv.turns if t.session == s], user_id="c", session_id=conv.session_id(s))
+    runs = 0
+    while True:
+        report = m.organise(user_id="c", max_work=5)[0]
+        runs += 1
+        if report.complete:
+            break
+        assert runs < 200
+    assert runs > 1
+    unbounded = Memory(settings=Settings(db=tmp_path / "b.db"), embedder=embedder).organise(user_id="c")[0]
+    assert unbounded.changed == 0, unbounded.steps
+
+
+# --------------------------------------------------------------------------- LLM extractor, scripted server
+
+
+class ScriptedLLM:
+    """An OpenAI-compatible /chat/completions server on loopback that replays scripted replies."""
+
+    def __init__(self, replies: list[tuple[int, str]]) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.requests.append(body)
+                status, text = outer.replies.pop(0) if outer.replies else (500, "script exhausted")
+                payload = {"choices": [{"message": {"role": "assistant", "content": text}}],
+                           "usage": {"prompt_tokens": 10, "completion_tokens": 5}} if status == 200 else {"error": text}
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+
+
+TURNS = [ep("I went to a LGBTQ support group yesterday and it was so powerful.", n=1),
+         ep("That's great! I painted a lake sunrise last year.", speaker="Melanie", n=2)]
+
+
+def _extractor(replies):
+    server = ScriptedLLM(replies)
+    chat = OpenAIChat(server.url, "scripted", max_tries=1)
+    return server, LLMExtractor(chat, RuleExtractor(), window=10)
+
+
+def test_llm_extractor_uses_the_model_and_repairs_once():
+    good = json.dumps({"notes": [
+        {"text": "Caroline went to an LGBTQ support group on 7 May 2023.", "turns": [1], "date": "2023-05-07",
+         "entities": ["LGBTQ support group"]},
+        {"text": "Melanie painted a lake sunrise in 2022.", "turns": [2], "date": None, "entities": []},
+    ]})
+    server, extractor = _extractor([(200, "Sure! here you go: {not json"), (200, good)])
+    try:
+        drafts = extractor.extract(TURNS, ["Caroline", "Melanie"])
+    finally:
+        server.close()
+    assert [d.content for d in drafts] == ["Caroline went to an LGBTQ support group on 7 May 2023.",
+                                           "Melanie painted a lake sunrise in 2022."]
+    assert drafts[0].sources == ["ep_1"] and drafts[0].event_time.date() == date(2023, 5, 7)
+    assert drafts[0].entities[0] == "Caroline" and drafts[1].sources == ["ep_2"]
+    assert extractor.stats == {"llm": 1, "fallback": 0}
+    assert len(server.requests) == 2 and "[1] (2023-05-08) Caroline:" in server.requests[0]["messages"][1]["content"]
+    assert "not valid" in server.requests[1]["messages"][-1]["content"]
+
+
+@pytest.mark.parametrize("replies", [
+    [(200, json.dumps({"notes": [{"text": "Nobody said this.", "turns": [7]}]}))],  # cites a turn not shown
+    [(200, "nope"), (200, "still nope")],  # malformed twice
+    [(500, "boom")],  # server error
+])
+def test_llm_extractor_falls_back_to_rules(replies):
+    server, extractor = _extractor(replies)
+    try:
+        drafts = extractor.extract(TURNS, ["Caroline", "Melanie"])
+    finally:
+        server.close()
+    assert extractor.stats == {"llm": 0, "fallback": 1}
+    assert drafts == RuleExtractor().extract(TURNS, ["Caroline", "Melanie"])
+
+
+def test_memory_with_llm_extractor_end_to_end(tmp_path, embedder):
+    reply = json.dumps({"notes": [{"text": "Ana adopted a dog named Biscuit in March 2024.", "turns": [1],
+                                   "date": "2024-03-10", "entities": ["Biscuit"]}]})
+    server = ScriptedLLM([(200, reply)])
+    try:
+        settings = Settings(db=tmp_path / "l.db", extractor="llm", llm_base_url=server.url, llm_model="scripted")
+        m = Memory(settings=settings, embedder=embedder)
+        result = m.add([{"speaker": "Ana", "content": "We finally adopted Biscuit, a tiny terrier!"}], user_id="ana")
+    finally:
+        server.close()
+    assert [n.content for n in result.notes] == ["Ana adopted a dog named Biscuit in March 2024."]
+    assert result.notes[0].sources == result.ids
+    assert m.search("Which dog did Ana adopt?", user_id="ana", limit=1)[0].provenance == result.ids
