@@ -179,6 +179,10 @@ BAD_CALLS = [
     (lambda m: m.update("ep_nope", user_id="ana"), InvalidInput, "content"),
     (lambda m: m.history("ep_nope", user_id="ana"), NotFound, "no memory"),
     (lambda m: m.list(user_id="ana", cursor="garbage"), InvalidInput, "cursor"),
+    (lambda m: m.list(user_id="ana", cursor="r" + "9" * 40), InvalidInput, "cursor"),
+    (lambda m: m.list(user_id="ana", cursor="r\u00b2"), InvalidInput, "cursor"),
+    (lambda m: m.search("q", user_id="ana", filters={"n": 2**70}), InvalidInput, "64-bit"),
+    (lambda m: m.add("x", user_id="ana", timestamp="0001-01-01T00:00:00+01:00"), InvalidTimestamp, "years 1-9999"),
 ]
 
 

@@ -25,7 +25,10 @@ def to_epoch(value: TimeLike, *, field: str = "timestamp") -> float:
         return float(value)
     if isinstance(value, datetime):
         dt = value if value.tzinfo else value.replace(tzinfo=timezone.utc)
-        return dt.timestamp()
+        try:
+            return to_epoch(dt.timestamp(), field=field)
+        except (OverflowError, ValueError):
+            raise InvalidTimestamp(f"{field}: {value.isoformat()} is outside years 1-9999 in UTC", field=field) from None
     if isinstance(value, date):
         return datetime(value.year, value.month, value.day, tzinfo=timezone.utc).timestamp()
     if isinstance(value, str):

@@ -71,6 +71,8 @@ def metadata_filter(value: Any) -> dict[str, str | int | float | bool]:
     for key, item in value.items():
         if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", key):
             raise InvalidInput(f"filter key {key!r} must be 1-64 letters, digits, '_', '.' or '-'", field="filters")
+        if isinstance(item, int) and not isinstance(item, bool) and not -(2**63) <= item < 2**63:
+            raise InvalidInput(f"filter value for {key!r} is outside the 64-bit integer range", field="filters")
         if not isinstance(item, (str, int, float, bool)):
             raise InvalidInput(
                 f"filter value for {key!r} must be a string, number or boolean, got {type(item).__name__}",

@@ -551,17 +551,13 @@ class SQLiteStore:
 
     def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
         where, params = _scope_where(scope)
-        with self._lock:
-            exists = self._conn.execute(
-                f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [record_id, *params]
-            ).fetchone()
-            if exists is None:
-                raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
-            rows = self._conn.execute(
-                "SELECT record_id, event, at, old_content, new_content, actor, detail FROM history "
-                "WHERE record_id = ? ORDER BY hid",
-                (record_id,),
-            ).fetchall()
+        if not self._read(f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [record_id, *params]):
+            raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
+        rows = self._read(
+            "SELECT record_id, event, at, old_content, new_content, actor, detail FROM history "
+            "WHERE record_id = ? ORDER BY hid",
+            (record_id,),
+        )
         return [
             HistoryEvent(record_id=r[0], event=r[1], at=to_datetime(r[2]), old_content=r[3], new_content=r[4],
                          actor=r[5], detail=json.loads(r[6]))
@@ -1061,9 +1057,10 @@ def _encode_cursor(rid: int) -> str:
 def _decode_cursor(cursor: str) -> int:
     from ..errors import InvalidInput
 
-    if not cursor.startswith("r") or not cursor[1:].isdigit():
-        raise InvalidInput(f"cursor {cursor!r} is not one this store returned; pass next_cursor unchanged", field="cursor")
-    return int(cursor[1:])
+    digits = cursor[1:]
+    if not cursor.startswith("r") or not (digits.isascii() and digits.isdigit()) or len(digits) > 18:
+        raise InvalidInput(f"cursor {cursor[:40]!r} is not one this store returned; pass next_cursor unchanged", field="cursor")
+    return int(digits)
 
 
 def _split_sql(script: str) -> list[str]:
