@@ -491,6 +491,33 @@ def reembed(
 
 
 @app.command()
+def organise(
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    max_work: Annotated[
+        Optional[int], typer.Option("--max-work", help="Records each step may write per scope in this run.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Consolidate: link notes, build topic summaries and the topic tree, refresh profiles, decay and archive.
+
+    Idempotent and resumable: run it again to finish what --max-work left, or after new memories arrive.
+    Without --user/--agent every scope is organised.
+    """
+    memory = _memory()
+    with _progress("organising") as progress:
+        reports = memory.organise(user_id=user, agent_id=agent, max_work=max_work, progress=progress)
+    if as_json:
+        _print_json([{"scope": r.scope.label(), "steps": r.steps, "complete": r.complete} for r in reports])
+        return
+    table = Table("scope", "step", "changes", "complete")
+    for r in reports:
+        for name, counts in r.steps.items():
+            table.add_row(r.scope.label(), name, ", ".join(f"{k} {v}" for k, v in counts.items()), str(r.complete))
+    _out().print(table)
+
+
+@app.command()
 def vacuum() -> None:
     """Rewrite the database file so the bytes of deleted memories are gone from disk."""
     memory = _memory()

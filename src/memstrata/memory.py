@@ -337,7 +337,12 @@ class Memory:
         return block
 
     def organise(
-        self, *, user_id: str | None = None, agent_id: str | None = None, max_work: int | None = None
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        max_work: int | None = None,
+        progress: Callable[[int, int], None] | None = None,
     ) -> list[OrganiseReport]:
         """Consolidate: link notes, build topic summaries and the topic tree, refresh profiles, and the
         lifecycle steps. One scope, or (no scope given) every scope. Idempotent; `max_work` bounds the
@@ -349,6 +354,8 @@ class Memory:
         for scope in scopes:
             ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings)
             reports.append(run_steps(ctx, DEFAULT_STEPS))
+            if progress is not None:
+                progress(len(reports), len(scopes))
         return reports
 
     def _now(self) -> datetime:
