@@ -117,3 +117,9 @@ def test_export_import_roundtrip_then_reembed(tmp_path, embedder):
     hits = other.search("Ana's golden retriever", **ANA, recipe="dense", limit=3, reinforce=False)
     assert "retriever" in hits[0].content
     assert [r.model_dump(mode="json") for r in other.list(**ANA, limit=1000).items] == before["records"]
+
+    # importing under another model embeds the records with it (the file's vectors do not fit)
+    third = Memory(settings=Settings(db=tmp_path / "third.db"), embedder=TruncatedMiniLM(embedder), clock=clock)
+    import_file(third, path)
+    assert third.store.vector_models() == {"minilm-192": count}
+    assert [r.model_dump(mode="json") for r in third.list(**ANA, limit=1000).items] == before["records"]

@@ -384,3 +384,43 @@ def test_delete_all_of_a_session_rederives_notes_it_shared(tmp_path, embedder):
     assert m.list(user_id="ana", session_id="b").items == []
     assert m.delete_all(**ANA) == 2
     assert m.list(**ANA).items == []
+
+
+def test_store_filters_as_of_archived_and_kinds(tmp_path, embedder):
+    from memstrata.ids import new_id
+    from memstrata.model import Note, SearchFilters
+
+    store = SQLiteStore(tmp_path / "s.db")
+    day = timedelta(days=1)
+
+    def note(text, *, start, end=None, status="active", kind="fact"):
+        return Note(id=new_id("note"), kind=kind, user_id="ana", content=text, event_time=T0 + start * day,
+                    created_at=T0, updated_at=T0, valid_from=T0 + start * day,
+                    valid_to=T0 + end * day if end is not None else None, status=status)
+
+    old = note("ana lives in lisbon", start=0, end=10, status="superseded")
+    new = note("ana lives in porto", start=10)
+    faded = note("ana lives near a park", start=0, status="archived")
+    merged = note("ana lives in lisbon town", start=0, status="superseded")  # closed without valid_to
+    task = note("ana lives task", start=0, kind="experience")
+    records = [old, new, faded, merged, task]
+    store.put(records, embedder.embed([r.content for r in records]), embedder.name)
+    ana = Scope(user_id="ana")
+    query = embedder.embed(["where does ana live"])[0]
+
+    def ids(filters):
+        lexical = {i for i, _ in store.lexical_search(["lives"], ana, filters, 10)}
+        dense = {i for i, _ in store.vector_search(query, embedder.name, ana, filters, 10)}
+        listed = {r.id for r in store.list(ana, filters).items}
+        assert lexical == dense == listed, (lexical, dense, listed)
+        return lexical
+
+    assert ids(SearchFilters()) == {new.id, task.id}
+    assert ids(SearchFilters(include_archived=True)) == {new.id, task.id, faded.id}
+    assert ids(SearchFilters(as_of=T0 + 5 * day)) == {old.id, task.id}
+    assert ids(SearchFilters(as_of=T0 + 10 * day)) == {new.id, task.id}
+    assert ids(SearchFilters(as_of=T0 + 5 * day, include_archived=True)) == {old.id, task.id, faded.id}
+    assert ids(SearchFilters(kinds=["experience"])) == {task.id}
+    assert ids(SearchFilters(include_inactive=True)) == {r.id for r in records}
+    assert all(SearchFilters(as_of=T0 + 5 * day).admits(r) == (r.id in {old.id, task.id}) for r in records)
+    store.close()

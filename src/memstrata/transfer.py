@@ -4,9 +4,10 @@ Formats (`detect_format` tells them apart by content):
 
 - ``export``: a memstrata export: a header line ``{"type": "memstrata-export", "version": 2, ...}``,
   then one ``{"type": "record", ...}`` line per record (every field, times as ISO 8601, and its history),
-  then one ``{"type": "link", "src", "dst", "kind", "weight"}`` line per link between them. Importing it
-  into an empty store gives back the same records, history and links (vectors are computed again, by
-  the importing store's model: nothing is re-extracted).
+  then one ``{"type": "link", "src", "dst", "kind", "weight"}`` line per link between them. A record's
+  ``vector`` (base64 little-endian float32, from the header's ``embedding_model``) is kept on import
+  when the importing store uses that model, so the same records, history, links and vectors give the
+  same search results; under another model the records are embedded again (nothing is re-extracted).
 - ``json``: a list of messages, or ``{"messages": [...]}``.
 - ``jsonl``: one message per line.
 - ``locomo``: the LoCoMo benchmark's JSON (each conversation into its own user).
@@ -23,6 +24,7 @@ and the error names the line where the failed batch starts.
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from importlib import metadata
@@ -32,6 +34,7 @@ from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TextIO
 
+import numpy as np
 from pydantic import ValidationError
 
 from . import validate as check
@@ -147,16 +150,46 @@ def _write_export(memory: "Memory", scope: Scope, fh: TextIO, progress: Progress
     total = _count(memory, scope) if progress else 0
     count = 0
     ids: list[str] = []
-    for record in iter_records(memory, scope):
-        fh.write(_dumps(record_to_json(memory, record, scope)))
-        ids.append(record.id)
-        count += 1
-        if progress and (count % BATCH == 0 or count == total):
-            progress(count, max(total, count))
+    page: list[Record] = []
+    records = iter_records(memory, scope)
+    while True:
+        record = next(records, None)
+        if record is not None:
+            page.append(record)
+        if page and (record is None or len(page) == _PAGE):
+            vectors = memory.store.vectors([r.id for r in page], memory.embedder.name, scope)
+            for rec in page:
+                line = record_to_json(memory, rec, scope)
+                if rec.id in vectors:
+                    line["vector"] = encode_vector(vectors[rec.id])
+                fh.write(_dumps(line))
+                ids.append(rec.id)
+                count += 1
+                if progress and (count % BATCH == 0 or count == total):
+                    progress(count, max(total, count))
+            page = []
+        if record is None:
+            break
     for i in range(0, len(ids), _PAGE):
         for src, dst, kind, weight in memory.store.neighbours(ids[i : i + _PAGE], scope):
             fh.write(_dumps({"type": "link", "src": src, "dst": dst, "kind": kind, "weight": weight}))
     return count
+
+
+def encode_vector(vector: np.ndarray) -> str:
+    """A vector as base64 of its little-endian float32 bytes."""
+    return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vector(text: Any, where: str) -> np.ndarray:
+    """The inverse of `encode_vector`; errors name `where`."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+        if not raw or len(raw) % 4:
+            raise ValueError("not a whole number of float32 values")
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput(f"{where}: vector is not base64 float32 ({exc})", field="vector") from None
+    return np.frombuffer(raw, dtype="<f4").astype(np.float32)
 
 
 def _count(memory: "Memory", scope: Scope) -> int:
@@ -356,7 +389,7 @@ def parse_record(obj: Any, where: str) -> Record:
     cls = RECORD_TYPES.get(obj.get("layer"))  # type: ignore[arg-type]
     if cls is None:
         raise InvalidInput(f"{where}: layer must be 0, 1, 2 or 3, got {obj.get('layer')!r}", field="layer")
-    fields = {k: v for k, v in obj.items() if k not in ("type", "layer", "history")}
+    fields = {k: v for k, v in obj.items() if k not in ("type", "layer", "history", "vector")}
     try:
         record = cls.model_validate(fields)
         check.text(record.content, "content")
@@ -390,6 +423,9 @@ class _Export:
     records: list[tuple[str, Record]]
     history: dict[str, list[HistoryEvent]]
     links: list[Link]
+    #: Stored vectors by record id, and the model that made them.
+    vectors: dict[str, np.ndarray]
+    model: str | None = None
 
 
 def parse_history(obj: dict, where: str) -> list[HistoryEvent]:
@@ -426,7 +462,7 @@ def _read_export(path: Path) -> _Export:
     if first is None:
         raise InvalidInput(f"{path} is empty", field="path")
     _export_header(path, *first)
-    data = _Export([], {}, [])
+    data = _Export([], {}, [], {}, first[1].get("embedding_model"))
     seen: set[str] = set()
     for number, obj in lines:
         where = f"{path} line {number}"
@@ -439,6 +475,8 @@ def _read_export(path: Path) -> _Export:
         seen.add(record.id)
         data.records.append((where, record))
         data.history[record.id] = parse_history(obj, where)
+        if obj.get("vector") is not None:
+            data.vectors[record.id] = decode_vector(obj["vector"], where)
     return data
 
 
@@ -482,15 +520,20 @@ def _put_all(
     records: Sequence[tuple[str, Record]],
     progress: ProgressFn | None,
     history: dict[str, list[HistoryEvent]] | None = None,
+    vectors: dict[str, np.ndarray] | None = None,
 ) -> int:
     """Embed and store prebuilt records in batches (one transaction each), keeping ids and times;
-    `history` (record id -> events) replaces the 'created' event each put writes."""
+    `history` (record id -> events) replaces the 'created' event each put writes; `vectors` (record
+    id -> vector of the memory's model) are used as they are, the other records are embedded."""
     done = 0
+    given = {k: v for k, v in (vectors or {}).items() if v.shape == (memory.embedder.dim,)}
     for i in range(0, len(records), BATCH):
         batch = [rec for _, rec in records[i : i + BATCH]]
         try:
-            vectors = memory.embedder.embed([rec.embedding_text for rec in batch])
-            memory.store.put(batch, vectors, memory.embedder.name, actor="import")
+            missing = [rec for rec in batch if rec.id not in given]
+            made = dict(zip((r.id for r in missing), memory.embedder.embed([r.embedding_text for r in missing])))
+            matrix = np.stack([given[rec.id] if rec.id in given else made[rec.id] for rec in batch])
+            memory.store.put(batch, matrix, memory.embedder.name, actor="import")
             events = [e for rec in batch for e in (history or {}).get(rec.id, [])]
             if events:
                 memory.store.put_history(events)
@@ -517,7 +560,9 @@ def _import_export(
         new_id_of[old]: [e.model_copy(update={"record_id": new_id_of[old]}) for e in events]
         for old, events in data.history.items()
     }
-    count = _put_all(memory, records, progress, history)
+    same_model = data.model == memory.embedder.name
+    vectors = {new_id_of[k]: v for k, v in data.vectors.items()} if same_model else {}
+    count = _put_all(memory, records, progress, history, vectors)
     if data.links:
         memory.store.put_links([(new_id_of[a], new_id_of[b], kind, w) for a, b, kind, w in data.links])
     return ImportResult("export", count, _labels(r.scope for _, r in records))
