@@ -81,18 +81,18 @@ class ScopeMatrix:
             mask &= np.isin(self.kind, np.asarray(kinds, dtype=object))
         if allowed_rids is not None:
             mask &= np.isin(self.rids, allowed_rids)
-        candidates = np.flatnonzero(mask)
-        if candidates.size == 0:
+        allowed = int(mask.sum())
+        if allowed == 0:
             return []
-        if candidates.size == n:
-            scores = self.matrix @ query
-        else:
-            scores = self.matrix[candidates] @ query
-        k = min(limit, scores.size)
-        top = np.argpartition(-scores, k - 1)[:k] if k < scores.size else np.arange(scores.size)
-        top = top[np.argsort(-scores[top], kind="stable")]
-        rows = top if candidates.size == n else candidates[top]
-        return [(self.ids[r], float(scores[t])) for r, t in zip(rows, top)]
+        # Score every row (one matrix-vector product) and drop the filtered ones afterwards:
+        # cheaper than gathering the allowed rows into a copy of the matrix.
+        scores = self.matrix @ query
+        if allowed < n:
+            scores = np.where(mask, scores, -np.inf)
+        k = min(limit, allowed)
+        top = np.argpartition(-scores, k - 1)[:k] if k < n else np.arange(n)
+        top = top[np.argsort(-scores[top], kind="stable")][:k]
+        return [(self.ids[r], float(scores[r])) for r in top]
 
 
 class MatrixCache:

@@ -222,7 +222,8 @@ class SQLiteStore:
          updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot,
          strength, last_access, pinned) = row
         cls = RECORD_TYPES[layer]
-        return cls(
+        # Rows were validated on the way in; constructing without re-validation keeps reads fast.
+        return cls.model_construct(
             id=rid_id, kind=kind, user_id=user_id, agent_id=agent_id, session_id=session_id, role=role,
             speaker=speaker, content=content, event_time=to_datetime(event_time), created_at=to_datetime(created_at),
             updated_at=to_datetime(updated_at),
@@ -809,10 +810,14 @@ class SQLiteStore:
         values = [at, *(x for pair in items for x in pair), *(i for i, _ in items), *params]
         with self._lock:
             (timeout,) = self._conn.execute("PRAGMA busy_timeout").fetchone()
+            (sync,) = self._conn.execute("PRAGMA synchronous").fetchone()
             try:
                 self._conn.execute("PRAGMA busy_timeout = 50")
+                # No fsync for this commit: a lost reinforcement is harmless, a read that waits on the disk is not.
+                self._conn.execute("PRAGMA synchronous = NORMAL")
                 self._conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error:
+                self._conn.execute(f"PRAGMA synchronous = {int(sync)}")
                 return 0
             finally:
                 self._conn.execute(f"PRAGMA busy_timeout = {int(timeout)}")
@@ -823,6 +828,8 @@ class SQLiteStore:
             except sqlite3.Error:
                 self._conn.execute("ROLLBACK")
                 return 0
+            finally:
+                self._conn.execute(f"PRAGMA synchronous = {int(sync)}")
 
     def set_status(
         self,
