@@ -37,6 +37,22 @@ def test_recall_counts_a_note_for_every_source_turn() -> None:
     assert evidence_recall(lines, [], to_turn).recall is None
 
 
+def test_strict_recall_needs_the_turn_verbatim_or_all_of_its_notes() -> None:
+    to_turn = {"ep_a": "D1:1", "ep_b": "D1:2", "ep_c": "D2:1"}
+    turn_notes = {"D1:1": {"nt_1", "nt_2"}, "D1:2": {"nt_3"}, "D2:1": {"nt_4"}}
+    evidence = ["D1:1", "D1:2", "D2:1"]
+    # one of D1:1's two notes, D1:2's only note, D2:1 verbatim, and a topic (layer 2) naming D1:1
+    lines = [(1, "nt_1", ["ep_a"]), (1, "nt_3", ["ep_b"]), (0, "ep_c", ["ep_c"]), (2, "tp_1", ["ep_a"])]
+    from memstrata.bench.metrics import evidence_recall_strict
+
+    strict = evidence_recall_strict(lines, evidence, to_turn, turn_notes)
+    assert strict.found == {"D1:2", "D2:1"} and strict.recall == pytest.approx(2 / 3)
+    loose = evidence_recall([prov for _, _, prov in lines], evidence, to_turn)
+    assert loose.recall == pytest.approx(1.0)  # the usual reading credits every named source
+    lines.append((1, "nt_2", ["ep_a"]))  # now both of D1:1's notes are shown
+    assert evidence_recall_strict(lines, evidence, to_turn, turn_notes).complete is True
+
+
 def test_aggregate_and_percentiles() -> None:
     agg = RecallAggregate()
     to_turn = {"e1": "D1:1", "e2": "D1:2"}
@@ -130,13 +146,13 @@ def test_bench_locomo_cli_matches_hand_computed_recall(tiny_locomo: Path, tmp_pa
     assert report["budgets"] == [TINY_BUDGET, BIG_BUDGET]
     assert set(report["results"]) == {"memstrata", "bm25-turns", "dense-turns", "hybrid-turns"}
     assert report["recipes"]["bm25-turns"]["layers"] == "turns (L0) only"
-    assert report["recipes"]["memstrata"]["layers"] == "all"
+    assert report["recipes"]["memstrata"]["layers"] != "turns (L0) only"
 
     # BM25 at a budget of one line: q0, q1, q2 find their single (resolved) evidence turn, q3 finds one of two.
     bm25 = report["results"]["bm25-turns"]
     tiny = bm25["overall"][str(TINY_BUDGET)]
     assert tiny["questions"] == 4 and tiny["unscored"] == 1
-    assert tiny["recall_verbatim_turns"] == tiny["recall"]  # a turns-only baseline shows only turns
+    assert tiny["recall_verbatim_turns"] == tiny["recall"] == tiny["recall_strict"]  # turns-only: all verbatim
     assert tiny["recall"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
     assert tiny["all_found"] == pytest.approx(3 / 4)
     assert tiny["mean_tokens"] == pytest.approx(TINY_BUDGET)

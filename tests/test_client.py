@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import json
 
 import httpx
@@ -146,3 +147,107 @@ def test_a_recipe_object_is_refused_locally():
 
     with pytest.raises(InvalidInput):
         _client(lambda r: httpx.Response(200, json={"hits": []})).search("x", user_id="a", recipe=PRESETS["bm25"])
+
+
+def test_new_keywords_travel_in_the_body():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        if request.url.path == "/v1/context":
+            return httpx.Response(200, json={"query": "q", "text": "", "lines": [], "tokens": 0, "budget_tokens": 9})
+        if request.url.path == "/v1/memories":
+            return httpx.Response(201, json={"episodes": [record()], "notes": [], "merged": []})
+        return httpx.Response(200, json={"hits": []})
+
+    m = _client(handler)
+    from datetime import datetime, timezone
+
+    m.add("hi", user_id="ana", importance=0.25)
+    m.search("q", user_id="ana", as_of=datetime(2026, 1, 1, tzinfo=timezone.utc), include_archived=True, reinforce=False)
+    m.context("q", user_id="ana", budget_tokens=9, as_of=5.0, include_archived=True)
+    assert seen[0]["importance"] == 0.25
+    assert seen[1] == {"query": "q", "user_id": "ana", "limit": 10, "as_of": "2026-01-01T00:00:00+00:00",
+                       "include_archived": True, "reinforce": False}
+    assert seen[2]["as_of"] == 5.0 and seen[2]["include_archived"] is True
+
+
+def test_organise_and_experience_answers_are_rebuilt():
+    from memstrata.model import ExperienceHit, Scope
+    from memstrata.organise import OrganiseReport
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/organise":
+            return httpx.Response(200, json={"reports": [
+                {"scope": {"user_id": "ana", "agent_id": None}, "steps": {"links": {"linked": 2, "pending": 0}},
+                 "changed": 2, "complete": True},
+                {"scope": {"user_id": None, "agent_id": "bot"}, "steps": {"topics": {"created": 1, "pending": 3}},
+                 "changed": 1, "complete": False},
+            ]})
+        hit = {"record": record(1, id="ex_1", kind="experience"), "score": 0.7, "task": "t", "steps": ["a"],
+               "outcome": "worked", "feedback": None, "success": True, "lesson": "do a"}
+        return httpx.Response(200, json={"hits": [hit]})
+
+    seen = []
+    reports = _client(handler).organise(progress=lambda done, total: seen.append((done, total)))
+    assert [type(r) for r in reports] == [OrganiseReport] * 2 and seen == [(1, 2), (2, 2)]
+    assert reports[0].scope == Scope(user_id="ana") and reports[0].changed == 2 and reports[0].complete
+    assert reports[1].scope == Scope(agent_id="bot") and not reports[1].complete
+    [hit] = _client(handler).search_experience("t", user_id="ana")
+    assert isinstance(hit, ExperienceHit) and type(hit.record) is Note and hit.lesson == "do a" and hit.label == "succeeded"
+
+
+def test_reembed_refuses_an_embedder_object_locally():
+    from memstrata import InvalidInput
+
+    def handler(request: httpx.Request) -> httpx.Response:  # pragma: no cover - never reached
+        raise AssertionError("no request expected")
+
+    with pytest.raises(InvalidInput) as info:
+        _client(handler).reembed(object())
+    assert info.value.field == "embedder"
+    with pytest.raises(InvalidInput):
+        _client(handler).add_experience("t", "not a list", "o", user_id="ana")
+
+
+EXPORT = b'{"type":"memstrata-export","version":2}\n{"type":"record","id":"ep_1"}\n{"type":"record","id":"ep_2"}\n'
+
+
+def test_export_streams_to_a_path_whole_or_not_at_all(tmp_path):
+    def handler(request: httpx.Request) -> httpx.Response:
+        assert request.url.params["user_id"] == "ana"
+        return httpx.Response(200, content=iter([EXPORT[:50], EXPORT[50:]]), headers={"Content-Type": "application/x-ndjson"})
+
+    out = tmp_path / "ana.jsonl"
+    assert _client(handler).export(out, user_id="ana") == 2
+    assert out.read_bytes() == EXPORT and not list(tmp_path.glob(".*.tmp"))
+    text = io.StringIO()
+    assert _client(handler).export(text, user_id="ana") == 2 and text.getvalue() == EXPORT.decode()
+
+    def broken(request: httpx.Request) -> httpx.Response:
+        def body():
+            yield EXPORT[:50]
+            raise httpx.ReadError("connection reset", request=request)
+
+        return httpx.Response(200, content=body())
+
+    with pytest.raises(StoreError, match="cannot reach"):
+        _client(broken).export(tmp_path / "cut.jsonl", user_id="ana")
+    assert not (tmp_path / "cut.jsonl").exists() and not list(tmp_path.glob(".*.tmp"))
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(422, json={"error": {"code": "scope_required", "message": "scope!", "field": "user_id"}})
+
+    with pytest.raises(ScopeRequired):
+        _client(refused).export(tmp_path / "none.jsonl")
+    assert not (tmp_path / "none.jsonl").exists() and not list(tmp_path.glob(".*.tmp"))
+
+    async def run():
+        async def ahandler(request: httpx.Request) -> httpx.Response:
+            return httpx.Response(200, content=EXPORT)
+
+        async with AsyncMemoryClient("http://memstrata.test", "k", transport=httpx.MockTransport(ahandler)) as m:
+            assert await m.export(tmp_path / "async.jsonl", user_id="ana") == 2
+        assert (tmp_path / "async.jsonl").read_bytes() == EXPORT
+
+    asyncio.run(run())

@@ -21,7 +21,7 @@ from memstrata.server.keys import KeyStore
 from memstrata.server.launch import free_port
 from memstrata.server.mcp import McpDefaults, build_server
 
-TOOLS = {"remember", "recall", "forget", "list_memories"}
+TOOLS = {"remember", "recall", "forget", "list_memories", "add_experience", "search_experience"}
 
 
 def text(result) -> str:
@@ -54,6 +54,47 @@ def test_stdio_remember_then_recall(tmp_path):
             assert "Lisbon" not in text(other)
 
     anyio.run(run)
+
+
+def test_stdio_add_then_search_experience(tmp_path):
+    params = StdioServerParameters(
+        command=sys.executable,
+        args=["-m", "memstrata.server.mcp", "--db", str(tmp_path / "m.db"), "--tenant", "acme", "--agent-id", "coder"],
+    )
+
+    async def run():
+        async with Client(params) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            for name in ("add_experience", "search_experience"):
+                assert len(tools[name].description or "") > 200, name  # tells the agent when and how to use it
+            assert {"task", "outcome"} <= set(tools["add_experience"].input_schema["required"])
+            worked = await client.call_tool("add_experience", {
+                "task": "deploy the web app to staging",
+                "steps": ["ran the test suite", {"action": "docker compose up", "observation": "healthy"}],
+                "outcome": "deployed; the health check passed",
+            })
+            assert not worked.is_error and "ex_" in text(worked) and "succeeded" in text(worked), text(worked)
+            failed = await client.call_tool("add_experience", {
+                "task": "deploy the web app to production", "steps": ["pushed without a migration"],
+                "outcome": "the deploy failed: the database schema was out of date", "feedback": "migrate first",
+            })
+            assert not failed.is_error and "failed" in text(failed)
+            found = await client.call_tool("search_experience", {"task": "deploy the web app"})
+            answer = text(found)
+            assert not found.is_error and "SUCCEEDED" in answer and "FAILED" in answer, answer
+            assert "docker compose up" in answer and "migrate first" in answer
+            only_good = await client.call_tool("search_experience", {"task": "deploy the web app", "include_failed": False})
+            assert "FAILED" not in text(only_good) and "SUCCEEDED" in text(only_good)
+            other = await client.call_tool("search_experience", {"task": "deploy the web app", "agent_id": "someone"})
+            assert text(other) == "No similar experience."
+            bad = await client.call_tool("add_experience", {"task": "x", "outcome": "   "})
+            assert bad.is_error and "outcome" in text(bad)
+
+    anyio.run(run)
+    # --tenant acme: stored in acme's namespace, as acme's REST key would see it.
+    with Memory(settings=Settings(db=tmp_path / "m.db")) as memory:
+        assert len(memory.list(agent_id="acme/coder", layers=[1]).items) == 2
+        assert memory.list(agent_id="coder").items == []
 
 
 @pytest.fixture

@@ -81,6 +81,15 @@ def test_namespace_mapping_cannot_collide():
             acme.scope_id(bad, "user_id")
     assert acme.message("no memory 'x' in scope user=acme/ana") == "no memory 'x' in scope user=ana"
     assert Namespace("a").message("user=a/b in data/x") == "user=b in data/x"
+    # Which stored scopes an admin's "organise every scope" may touch: its namespace's alone.
+    from memstrata.model import Scope
+
+    assert acme.owns(Scope(user_id="acme/ana")) and acme.owns(Scope(user_id="acme/ana", agent_id="acme/bot"))
+    assert not acme.owns(Scope(user_id="acme.x/ana")) and not acme.owns(Scope(user_id="acme/ana", agent_id="bot"))
+    assert not acme.owns(Scope(user_id="beta/ana")) and not acme.owns(Scope(user_id="acme"))
+    assert root.owns(Scope(user_id="ana")) and not root.owns(Scope(user_id="acme/ana"))
+    assert not root.owns(Scope(user_id="ana", agent_id="acme/bot"))
+    assert acme.out_id("acme/ana") == "ana" and root.out_id("ana") == "ana"
 
 
 def test_bind_rules(tmp_path):
@@ -146,5 +155,7 @@ def test_print_openapi_matches_committed_file():
     )
     assert set(json.loads(committed)["paths"]) >= {
         "/v1/health", "/v1/version", "/v1/memories", "/v1/memories/{memory_id}", "/v1/memories/{memory_id}/history",
-        "/v1/search", "/v1/context", "/v1/stats", "/v1/reset",
+        "/v1/search", "/v1/context", "/v1/stats", "/v1/reset", "/v1/memories/{memory_id}/pin",
+        "/v1/memories/{memory_id}/archive", "/v1/memories/{memory_id}/restore", "/v1/episodes/{episode_id}",
+        "/v1/organise", "/v1/export", "/v1/experiences", "/v1/experiences/search", "/v1/reembed", "/v1/vacuum",
     }

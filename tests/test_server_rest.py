@@ -4,6 +4,7 @@ through plain HTTP, auth failures, cross-tenant attempts, limits, malformed inpu
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import socket
 import subprocess
@@ -13,9 +14,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from memstrata import ContentTooLarge, Episode, InvalidInput, NotFound, ScopeRequired, limits
+from memstrata import ContentTooLarge, Episode, InvalidInput, Memory, NotFound, ScopeRequired, Settings, limits
 from memstrata.client import AsyncMemoryClient, Forbidden, MemoryClient, Unauthorized
-from memstrata.model import HistoryEvent, Note, Page
+from memstrata.model import ExperienceHit, HistoryEvent, Note, Page, Scope
+from memstrata.organise import OrganiseReport
+from memstrata.transfer import import_jsonl
 from memstrata.server.keys import KeyStore
 from memstrata.server.launch import server_process
 
@@ -328,3 +331,313 @@ def test_keyless_server_answers_loopback_only_in_the_root_namespace(tmp_path):
         keys.close()
         with httpx.Client(base_url=srv.url) as c:
             assert_error(c.get("/v1/memories", params={"user_id": "me"}), 401, "unauthorized")
+
+
+# ---------------------------------------------------------------------- lifecycle, organise, export, experience
+
+
+def test_lifecycle_calls_through_the_client(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        added = m.add(CHAT, user_id="liv", importance=0.9)
+        assert {e.importance for e in added.episodes} == {0.9}
+        first = added.episodes[0]
+
+        pinned = m.pin(first.id, user_id="liv")
+        assert isinstance(pinned, Episode) and pinned.pinned and pinned.user_id == "liv"
+        assert not m.pin(first.id, pinned=False, user_id="liv").pinned
+
+        assert m.archive(first.id, user_id="liv").status == "archived"
+        assert first.id not in [h.id for h in m.search("Lisbon light amazing", user_id="liv", layers=[0])]
+        hits = m.search("Lisbon light amazing", user_id="liv", layers=[0], include_archived=True, reinforce=False)
+        assert first.id in [h.id for h in hits]
+        assert m.context("Lisbon light", user_id="liv", include_archived=True).lines
+        assert m.restore(first.id, user_id="liv").status == "active"
+
+        # Nothing was valid before it was said; a search that does not reinforce leaves last_access alone.
+        assert m.search("Lisbon", user_id="liv", as_of="2000-01-01T00:00:00Z") == []
+        assert m.context("Lisbon", user_id="liv", as_of="2000-01-01T00:00:00Z").lines == []
+        third = added.episodes[2]
+        before = m.get(third.id, user_id="liv").last_access
+        assert third.id in [h.id for h in m.search("flat in Alfama", user_id="liv", layers=[0], reinforce=False)]
+        assert m.get(third.id, user_id="liv").last_access == before
+        m.search("flat in Alfama", user_id="liv", layers=[0])
+        after = m.get(third.id, user_id="liv").last_access
+        assert after is not None and (before is None or after > before)
+
+        notes = m.list(user_id="liv", layers=[1]).items
+        if notes:
+            with pytest.raises(InvalidInput):
+                m.delete_episode(notes[0].id, user_id="liv")
+        m.delete_episode(first.id, user_id="liv")
+        with pytest.raises(NotFound):
+            m.get(first.id, user_id="liv")
+        with pytest.raises(NotFound):
+            m.delete_episode(first.id, user_id="liv")
+        with pytest.raises(NotFound):
+            m.pin("ep_missing", user_id="liv")
+        with pytest.raises(ScopeRequired):
+            m.archive(third.id)
+
+
+def test_organise_through_the_client_stays_in_the_tenant(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as acme, MemoryClient(server.url, server.tokens["beta"]) as beta:
+        acme.add(CHAT, user_id="olga", agent_id="bot")
+        beta.add("I grow tomatoes on the balcony", user_id="bruno")
+        seen = []
+        reports = acme.organise(user_id="olga", progress=lambda done, total: seen.append((done, total)))
+        assert len(reports) == 1 and isinstance(reports[0], OrganiseReport) and seen == [(1, 1)]
+        assert reports[0].scope == Scope(user_id="olga") and reports[0].steps and reports[0].complete
+        assert all(isinstance(counts, dict) for counts in reports[0].steps.values())
+        assert acme.organise(user_id="olga")[0].changed == 0  # idempotent
+        with pytest.raises(ScopeRequired):
+            acme.organise()  # every scope at once: admin keys only
+        with pytest.raises(InvalidInput):
+            acme.organise(user_id="olga", max_work=0)
+
+    # An admin key organises every scope of the tenant it acts for, and only those.
+    with MemoryClient(server.url, server.tokens["admin"], tenant="acme") as admin:
+        scopes = {(r.scope.user_id, r.scope.agent_id) for r in admin.organise(max_work=100)}
+        assert ("olga", "bot") in scopes and not any(u == "bruno" for u, _ in scopes)
+        assert not any("/" in (u or "") + (a or "") for u, a in scopes)
+    with MemoryClient(server.url, server.tokens["admin"], tenant="beta") as admin:
+        users = {r.scope.user_id for r in admin.organise()}
+        assert "bruno" in users and "olga" not in users
+    with MemoryClient(server.url, server.tokens["admin"]) as root:
+        assert root.organise() == []  # the root namespace holds nothing here, and no tenant's scope is in it
+
+
+def test_export_through_the_client_is_an_importable_export(server, tmp_path, embedder):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        added = m.add(CHAT, user_id="xena", agent_id="bot", session_id="s1")
+        m.add_experience("book a table", ["called the restaurant"], "booked a table for two", user_id="xena")
+        path = tmp_path / "xena.jsonl"
+        count = m.export(path, user_id="xena")
+        lines = [json.loads(line) for line in path.read_text().splitlines()]
+        assert lines[0]["type"] == "memstrata-export" and lines[0]["scope"] == {"user_id": "xena"}
+        records = [line for line in lines if line["type"] == "record"]
+        assert count == len(records) >= 5
+        assert {r["user_id"] for r in records} == {"xena"} and {r["agent_id"] for r in records} <= {"bot", None}
+        assert all(r["history"] and r.get("vector") for r in records)
+
+        text = io.StringIO()
+        assert m.export(text, user_id="xena") == count
+        assert text.getvalue().splitlines()[1:] == path.read_text().splitlines()[1:]  # only exported_at differs
+
+        with pytest.raises(ScopeRequired):
+            m.export(tmp_path / "nothing.jsonl")
+        assert not (tmp_path / "nothing.jsonl").exists() and not list(tmp_path.glob(".*.tmp"))
+
+    # The export is what `memstrata import` reads: the same records, ids and contents in another store.
+    with Memory(settings=Settings(db=tmp_path / "copy.db"), embedder=embedder) as copy:
+        assert import_jsonl(copy, path).records == count
+        assert copy.get(added.ids[0], user_id="xena").content == CHAT[0]["content"]
+
+
+def test_experience_through_the_client(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        good = m.add_experience(
+            "deploy the web app to staging", ["ran the tests", {"action": "deploy", "observation": "healthy"}],
+            "deployed; the health check passed", user_id="yuri", importance=0.8, metadata={"repo": "web"},
+        )
+        assert isinstance(good, Note) and good.kind == "experience" and good.user_id == "yuri" and good.id.startswith("ex_")
+        bad = m.add_experience(
+            "deploy the web app to production", ["pushed without a migration"], "the deploy failed",
+            "migrate first", user_id="yuri",
+        )
+        hits = m.search_experience("deploy the web app", user_id="yuri")
+        assert {h.id for h in hits} == {good.id, bad.id} and all(isinstance(h, ExperienceHit) for h in hits)
+        by_id = {h.id: h for h in hits}
+        assert by_id[good.id].success is True and by_id[good.id].steps[1] == {"action": "deploy", "observation": "healthy"}
+        assert by_id[bad.id].success is False and by_id[bad.id].feedback == "migrate first"
+        assert type(by_id[good.id].record) is Note and by_id[good.id].record.user_id == "yuri"
+        assert [h.id for h in m.search_experience("deploy the web app", user_id="yuri", include_failed=False)] == [good.id]
+        assert len(m.search_experience("deploy the web app", user_id="yuri", limit=1)) == 1
+        assert m.search_experience("deploy the web app", user_id="yuri", as_of="2000-01-01T00:00:00Z") == []
+
+        with pytest.raises(InvalidInput):
+            m.add_experience("t", "not a list", "done", user_id="yuri")
+        with pytest.raises(InvalidInput):
+            m.add_experience("t", [], "done", user_id="yuri", importance=2)
+        with pytest.raises(ScopeRequired):
+            m.search_experience("deploy")
+        with pytest.raises(ContentTooLarge):
+            m.search_experience("x" * (limits.MAX_QUERY_CHARS + 1), user_id="yuri")
+
+
+def test_store_maintenance_is_admin_only(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as m:
+        with pytest.raises(Forbidden):
+            m.reembed()
+        with pytest.raises(Forbidden):
+            m.reembed(user_id="yuri")
+        with pytest.raises(Forbidden):
+            m.vacuum()
+        with pytest.raises(InvalidInput):
+            m.reembed(embedder=object())  # the model is the server's setting
+    with MemoryClient(server.url, server.tokens["admin"]) as root:
+        seen = []
+        assert root.reembed(progress=lambda done, total: seen.append((done, total))) == 0  # all have vectors already
+        assert seen == [(0, None)]
+        assert root.vacuum() is None
+    with MemoryClient(server.url, server.tokens["admin"], tenant="acme") as admin:
+        assert admin.reembed(user_id="yuri", batch_size=10) == 0
+        assert admin.search_experience("deploy the web app", user_id="yuri")  # still searchable after vacuum
+
+
+def test_async_client_new_calls(server):
+    async def run():
+        async with AsyncMemoryClient(server.url, server.tokens["acme"]) as m:
+            added = await m.add("I swim in the sea every morning", user_id="una", importance=0.2)
+            assert (await m.pin(added.ids[0], user_id="una")).pinned
+            assert (await m.archive(added.ids[0], user_id="una")).status == "archived"
+            assert (await m.restore(added.ids[0], user_id="una")).status == "active"
+            reports = await m.organise(user_id="una")
+            assert reports[0].scope.user_id == "una"
+            text = io.StringIO()
+            assert await m.export(text, user_id="una") >= 1 and "swim" in text.getvalue()
+            xp = await m.add_experience("find a pool", None, "found one nearby", user_id="una")
+            assert [h.id for h in await m.search_experience("find a pool", user_id="una")] == [xp.id]
+            await m.delete_episode(added.ids[0], user_id="una")
+            with pytest.raises(NotFound):
+                await m.delete_episode(added.ids[0], user_id="una")
+            with pytest.raises(Forbidden):
+                await m.vacuum()
+
+    asyncio.run(run())
+
+
+def test_new_endpoints_over_plain_http(server):
+    with http(server) as c:
+        r = c.post("/v1/memories", json={"messages": "I keep goats on the hill", "user_id": "zoe", "importance": 0.7})
+        assert r.status_code == 201 and r.json()["episodes"][0]["importance"] == 0.7, r.text
+        rid = r.json()["episodes"][0]["id"]
+
+        r = c.post(f"/v1/memories/{rid}/pin", json={"user_id": "zoe"})
+        assert r.status_code == 200 and r.json()["pinned"] is True and r.json()["layer"] == 0 and r.json()["user_id"] == "zoe"
+        assert c.post(f"/v1/memories/{rid}/pin", json={"user_id": "zoe", "pinned": False}).json()["pinned"] is False
+        assert_error(c.post(f"/v1/memories/{rid}/pin", json={"user_id": "zoe", "pinned": "yes"}), 422, "invalid_input")
+        r = c.post(f"/v1/memories/{rid}/archive", json={"user_id": "zoe"})
+        assert r.status_code == 200 and r.json()["status"] == "archived"
+        r = c.post("/v1/search", json={"query": "goats", "user_id": "zoe", "layers": [0]})
+        assert r.status_code == 200 and r.json()["hits"] == []
+        r = c.post("/v1/search", json={"query": "goats", "user_id": "zoe", "include_archived": True, "reinforce": False})
+        assert rid in [h["record"]["id"] for h in r.json()["hits"]]
+        r = c.post("/v1/context", json={"query": "goats", "user_id": "zoe", "include_archived": True,
+                                        "as_of": "2000-01-01T00:00:00Z"})
+        assert r.status_code == 200 and r.json()["lines"] == []
+        assert_error(c.post("/v1/search", json={"query": "goats", "user_id": "zoe", "layers": [False]}), 422, "invalid_input")
+        r = c.post(f"/v1/memories/{rid}/restore", json={"user_id": "zoe"})
+        assert r.status_code == 200 and r.json()["status"] == "active"
+        assert_error(c.post(f"/v1/memories/{rid}/archive", json={}), 422, "scope_required")
+
+        r = c.post("/v1/organise", json={"user_id": "zoe", "max_work": 10})
+        assert r.status_code == 200, r.text
+        [report] = r.json()["reports"]
+        assert report["scope"] == {"user_id": "zoe", "agent_id": None} and isinstance(report["complete"], bool)
+        assert isinstance(report["steps"], dict) and isinstance(report["changed"], int)
+        assert_error(c.post("/v1/organise", json={}), 422, "scope_required")
+        assert_error(c.post("/v1/organise", json={"user_id": "zoe", "max_work": 0}), 422, "invalid_input")
+
+        r = c.post("/v1/experiences", json={"task": "feed the goats", "steps": ["filled the trough"],
+                                            "outcome": "all fed", "user_id": "zoe"})
+        assert r.status_code == 201 and r.json()["kind"] == "experience" and r.json()["layer"] == 1, r.text
+        xid = r.json()["id"]
+        r = c.post("/v1/experiences/search", json={"task": "feed the goats", "user_id": "zoe"})
+        assert r.status_code == 200
+        hit = r.json()["hits"][0]
+        assert hit["record"]["id"] == xid and hit["record"]["user_id"] == "zoe" and hit["steps"] == ["filled the trough"]
+        assert hit["task"] == "feed the goats" and hit["outcome"] == "all fed" and "lesson" in hit
+        assert_error(c.post("/v1/experiences", json={"task": "t", "outcome": "o", "steps": "x", "user_id": "zoe"}), 422,
+                     "invalid_input")
+        assert_error(c.post("/v1/experiences", json={"task": "t", "outcome": "o"}), 422, "scope_required")
+
+        r = c.get("/v1/export", params={"user_id": "zoe"})
+        assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
+        lines = [json.loads(line) for line in r.text.splitlines()]
+        records = [line for line in lines if line["type"] == "record"]
+        assert lines[0]["scope"] == {"user_id": "zoe"} and int(r.headers["x-memstrata-records"]) == len(records) >= 3
+        assert {line["user_id"] for line in records} == {"zoe"} and xid in {line["id"] for line in records}
+        assert_error(c.get("/v1/export"), 422, "scope_required")
+
+        assert_error(c.delete(f"/v1/episodes/{xid}", params={"user_id": "zoe"}), 422, "invalid_input")  # not an episode
+        r = c.delete(f"/v1/episodes/{rid}", params={"user_id": "zoe"})
+        assert r.status_code == 200 and r.json() == {"deleted": 1}
+        assert_error(c.delete(f"/v1/episodes/{rid}", params={"user_id": "zoe"}), 404, "not_found")
+
+        assert_error(c.post("/v1/reembed", json={}), 403, "forbidden")
+        assert_error(c.post("/v1/vacuum"), 403, "forbidden")
+    with http(server, "admin") as c:
+        r = c.post("/v1/reembed", json={"batch_size": 100})
+        assert r.status_code == 200 and r.json() == {"reembedded": 0}
+        assert_error(c.post("/v1/reembed", json={"batch_size": 0}), 422, "invalid_input")
+        r = c.post("/v1/vacuum")
+        assert r.status_code == 200 and r.json() == {"ok": True}
+
+
+def test_cross_tenant_attempts_on_the_new_endpoints(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as acme, MemoryClient(server.url, server.tokens["beta"]) as beta:
+        secret = acme.add("The alarm code is 9876", user_id="vic", agent_id="bot").episodes[0]
+        xp = acme.add_experience("open the safe", ["entered 9876"], "the safe opened", user_id="vic")
+        for user in ("vic", "acme/vic", "../acme/vic"):
+            for target in (secret.id, xp.id):
+                for call in (beta.pin, beta.archive, beta.restore, beta.delete_episode):
+                    with pytest.raises(NotFound):
+                        call(target, user_id=user)
+            with pytest.raises(NotFound):
+                beta.pin(secret.id, agent_id="bot")
+            assert beta.search_experience("open the safe", user_id=user) == []
+            text = io.StringIO()
+            assert beta.export(text, user_id=user) == 0 and "9876" not in text.getvalue()
+            assert len(text.getvalue().splitlines()) == 1  # the header alone
+            [report] = beta.organise(user_id=user)
+            assert report.scope.user_id == user and report.changed == 0
+        got = acme.get(secret.id, user_id="vic")
+        assert got.status == "active" and not got.pinned
+        assert [h.id for h in acme.search_experience("open the safe", user_id="vic")] == [xp.id]
+
+    # Another tenant's admin key reaches acme no better.
+    with MemoryClient(server.url, server.tokens["admin"], tenant="beta") as admin:
+        with pytest.raises(NotFound):
+            admin.pin(secret.id, user_id="vic")
+        assert admin.export(io.StringIO(), user_id="vic") == 0
+        assert "vic" not in {r.scope.user_id for r in admin.organise()}
+        assert admin.search_experience("open the safe", user_id="vic") == []
+    # The root namespace cannot spell a tenant's ids.
+    with MemoryClient(server.url, server.tokens["admin"]) as root:
+        for call in (
+            lambda: root.pin(secret.id, user_id="acme/vic"),
+            lambda: root.archive(secret.id, user_id="acme/vic"),
+            lambda: root.restore(secret.id, user_id="acme/vic"),
+            lambda: root.delete_episode(secret.id, user_id="acme/vic"),
+            lambda: root.export(io.StringIO(), user_id="acme/vic"),
+            lambda: root.organise(user_id="acme/vic"),
+            lambda: root.search_experience("open the safe", user_id="acme/vic"),
+            lambda: root.add_experience("t", [], "o", user_id="acme/vic"),
+        ):
+            with pytest.raises(InvalidInput):
+                call()
+        with pytest.raises(NotFound):
+            root.pin(secret.id, user_id="vic")
+
+    # A tenant key naming another tenant is refused on every new endpoint, before anything is read.
+    scope = {"user_id": "vic"}
+    with http(server, "beta", **{"X-Memstrata-Tenant": "acme"}) as c:
+        for method, path, kwargs in (
+            ("POST", f"/v1/memories/{secret.id}/pin", {"json": scope}),
+            ("POST", f"/v1/memories/{secret.id}/archive", {"json": scope}),
+            ("POST", f"/v1/memories/{secret.id}/restore", {"json": scope}),
+            ("DELETE", f"/v1/episodes/{secret.id}", {"params": scope}),
+            ("POST", "/v1/organise", {"json": scope}),
+            ("GET", "/v1/export", {"params": scope}),
+            ("POST", "/v1/experiences", {"json": {**scope, "task": "t", "outcome": "o"}}),
+            ("POST", "/v1/experiences/search", {"json": {**scope, "task": "open the safe"}}),
+            ("POST", "/v1/reembed", {"json": scope}),
+            ("POST", "/v1/vacuum", {}),
+        ):
+            body = assert_error(c.request(method, path, **kwargs), 403, "forbidden")
+            assert "9876" not in json.dumps(body)
+    with http(server, "beta") as c:
+        r = c.get("/v1/export", params=scope)
+        assert r.status_code == 200 and "9876" not in r.text and r.headers["x-memstrata-records"] == "0"
+        assert_error(c.post(f"/v1/memories/{secret.id}/pin", json=scope), 404, "not_found")
+        assert_error(c.delete(f"/v1/episodes/{secret.id}", params=scope), 404, "not_found")

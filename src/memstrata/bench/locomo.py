@@ -41,6 +41,7 @@ from .metrics import (
     EvidenceScore,
     RecallAggregate,
     evidence_recall,
+    evidence_recall_strict,
     latency_summary,
     machine_info,
     peak_rss_mb,
@@ -81,6 +82,8 @@ class LocomoConfig:
 class _Ingested:
     conv: Conversation
     episode_to_turn: dict[str, str] = field(default_factory=dict)
+    #: Turn id -> ids of the active notes derived from it (for the strict reading of recall).
+    turn_notes: dict[str, set[str]] = field(default_factory=dict)
 
 
 class _NullProgress:
@@ -314,6 +317,7 @@ def _ingest(
                 for ep in result.episodes:
                     item.episode_to_turn[ep.id] = str(ep.metadata["dia_id"])
                 prog.advance(task, len(batch))
+            item.turn_notes = _turn_notes(mem, conv.sample_id, item.episode_to_turn)
             ingested.append(item)
     finally:
         mem.close()
@@ -325,6 +329,24 @@ def _ingest(
         "turns_per_s": round(total_turns / wall, 1) if wall else None,
         "add_latency": latency_summary(per_call),
     }
+
+
+def _turn_notes(mem: Memory, user_id: str, episode_to_turn: dict[str, str]) -> dict[str, set[str]]:
+    """Turn id -> the active notes (L1) of the scope that name it as a source."""
+    out: dict[str, set[str]] = defaultdict(set)
+    cursor = None
+    while True:
+        page = mem.list(user_id=user_id, layers=[1], limit=1000, cursor=cursor)
+        for note in page.items:
+            if note.status != "active":
+                continue
+            for source in note.sources:
+                turn = episode_to_turn.get(source)
+                if turn is not None:
+                    out[turn].add(note.id)
+        cursor = page.next_cursor
+        if not cursor:
+            return dict(out)
 
 
 def _batches(conv: Conversation, by_session: bool) -> Iterator[list]:
@@ -360,10 +382,16 @@ def _evaluate_recipe(
     """Ask every question at every budget; aggregate recall per category and overall."""
     overall = {b: RecallAggregate() for b in budgets}
     verbatim = {b: RecallAggregate() for b in budgets}  # credit from turns shown verbatim (L0 lines) only
+    strict = {b: RecallAggregate() for b in budgets}  # a turn counts verbatim or through all of its notes
+    strict_cat: dict[int, dict[int, RecallAggregate]] = {
+        c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES
+    }
     by_cat: dict[int, dict[int, RecallAggregate]] = {c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES}
     cold: list[float] = []
     every: list[float] = []
     violations: list[dict] = []
+    lines_total = 0
+    lines_no_turn = 0  # lines whose provenance names no turn of the conversation (earn no credit)
     total = sum(1 for item in ingested for _ in _asked(item.conv))
     task = prog.add_task(f"search {label}", total=total)
     for item in ingested:
@@ -389,8 +417,18 @@ def _evaluate_recipe(
                     violations.append({"sample_id": conv.sample_id, "question_index": qi, "budget": budget,
                                        "reported_tokens": block.tokens, "rendered_tokens": rendered})
                 score = score_block(block, q.evidence, item.episode_to_turn)
+                lines_total += len(block.lines)
+                lines_no_turn += sum(
+                    1 for line in block.lines if not any(p in item.episode_to_turn for p in line.provenance)
+                )
                 overall[budget].add(score, rendered)
                 verbatim[budget].add(score_block(block, q.evidence, item.episode_to_turn, layers=(0,)), rendered)
+                strict_score = evidence_recall_strict(
+                    ((line.layer, line.record_id, line.provenance) for line in block.lines),
+                    q.evidence, item.episode_to_turn, item.turn_notes,
+                )
+                strict[budget].add(strict_score, rendered)
+                strict_cat[q.category][budget].add(strict_score, rendered)
                 by_cat[q.category][budget].add(score, rendered)
                 found_at[str(budget)] = sorted(score.found)
             entry["found"][label] = found_at
@@ -398,13 +436,24 @@ def _evaluate_recipe(
     return {
         "recipe": recipe,
         "overall": {
-            str(b): {**overall[b].as_dict(), "recall_verbatim_turns": verbatim[b].as_dict()["recall"]} for b in budgets
+            str(b): {
+                **overall[b].as_dict(),
+                "recall_strict": strict[b].as_dict()["recall"],
+                "all_found_strict": strict[b].as_dict()["all_found"],
+                "recall_verbatim_turns": verbatim[b].as_dict()["recall"],
+            }
+            for b in budgets
         },
         "by_category": {
-            str(c): {"name": CATEGORY_NAMES[c], **{str(b): by_cat[c][b].as_dict() for b in budgets}}
+            str(c): {
+                "name": CATEGORY_NAMES[c],
+                **{str(b): {**by_cat[c][b].as_dict(), "recall_strict": strict_cat[c][b].as_dict()["recall"]}
+                   for b in budgets},
+            }
             for c in ASKED_CATEGORIES
         },
         "budget_violations": violations,
+        "lines": {"total": lines_total, "without_turn_provenance": lines_no_turn},
         "_latency": {
             "cold_query": {**latency_summary(cold),
                            "what": f"first context() call of each question (budget {max(budgets)}) on its own database"},
@@ -426,6 +475,7 @@ def _ratios(results: dict[str, dict], budgets: Sequence[int]) -> dict:
             str(b): {
                 "recall": ratio(mine["overall"][str(b)]["recall"], res["overall"][str(b)]["recall"]),
                 "all_found": ratio(mine["overall"][str(b)]["all_found"], res["overall"][str(b)]["all_found"]),
+                "recall_strict": ratio(mine["overall"][str(b)]["recall_strict"], res["overall"][str(b)]["recall_strict"]),
             }
             for b in budgets
         }
@@ -562,7 +612,11 @@ def locomo_markdown(report: dict) -> str:
         f"{', '.join(f'`{l}`' for l, r in report['recipes'].items() if r['layers'] == 'turns (L0) only') or 'no recipe'} "
         f"over turns only; embedder {report['embedder']}.\n"
     )
-    for metric, title in (("recall", "Evidence recall"), ("all_found", "Questions with all evidence found")):
+    for metric, title in (
+        ("recall", "Evidence recall"),
+        ("all_found", "Questions with all evidence found"),
+        ("recall_strict", "Evidence recall, strict (a turn counts when shown verbatim or through all of its notes)"),
+    ):
         head = ["budget", *[f"{l}" for l in labels]]
         if has_mine:
             head += [f"memstrata / {b}" for b in baselines]
@@ -613,6 +667,11 @@ def locomo_markdown(report: dict) -> str:
     out.append("")
     out.append(f"Peak RSS {t['peak_rss_mb']:.0f} MiB; wall {t['wall_seconds']:.0f} s; "
                f"{report['machine']['cores']} cores, {report['machine']['memory_gib']} GiB.")
+    for l in labels:
+        ln = results[l].get("lines") or {}
+        if ln.get("without_turn_provenance"):
+            out.append(f"\n{l}: {ln['without_turn_provenance']} of {ln['total']} block lines name no turn "
+                       "in their provenance and earn no credit.")
     viol = sum(len(r.get("budget_violations", [])) for r in results.values())
     if viol:
         out.append(f"\n**{viol} blocks exceeded their budget or miscounted their tokens** (see JSON).")

@@ -71,6 +71,30 @@ def evidence_recall(
     return EvidenceScore(found=frozenset(wanted & carried), evidence=wanted)
 
 
+def evidence_recall_strict(
+    lines: Iterable[tuple[int, str, Iterable[str]]],
+    evidence: Collection[str],
+    episode_to_turn: Mapping[str, str],
+    turn_notes: Mapping[str, Collection[str]],
+) -> EvidenceScore:
+    """A stricter reading: a turn is carried when it is shown verbatim, or when *every* note derived
+    from it is shown (a note is often one sentence of a longer turn, and the evidence may sit in
+    another sentence).
+
+    `lines` are (layer, record id, provenance) triples; `turn_notes` maps a turn id to the ids of the
+    active notes derived from it. Lines of higher layers (topics, profile) earn no strict credit.
+    """
+    lines = list(lines)
+    carried = turns_carried((prov for layer, _, prov in lines if layer == 0), episode_to_turn)
+    shown_notes = {rid for layer, rid, _ in lines if layer == 1}
+    for turn in turns_carried((prov for layer, _, prov in lines if layer == 1), episode_to_turn):
+        notes = turn_notes.get(turn)
+        if notes and set(notes) <= shown_notes:
+            carried.add(turn)
+    wanted = frozenset(evidence)
+    return EvidenceScore(found=frozenset(wanted & carried), evidence=wanted)
+
+
 @dataclass
 class RecallAggregate:
     """Running means of recall, complete-evidence share and tokens over questions."""

@@ -21,13 +21,12 @@ its vector sums their real embeddings).
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
 import shutil
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Sequence

@@ -118,8 +118,8 @@ def retrieve(
         first = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
         rankings["graph"] = graph_walk(store, [i for i, _, _ in first[: recipe.graph_seeds]], scope, depth)
     fused = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
-    # Candidates that can still reach the top `limit` after rescoring (a boost multiplies by at most
-    # 1 + subject_boost), with room for some to be filtered out.
+    # Only candidates that can still reach the top `limit` after rescoring (a boost multiplies by at
+    # most 1 + subject_boost) are fetched.
     floor = fused[min(len(fused), limit) - 1][1] / (1.0 + recipe.subject_boost) if fused else 0.0
     pool = [f for f in fused if f[1] >= floor]
     records = {r.id: r for r in store.get([i for i, _, _ in pool], scope)}

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from ..errors import InvalidInput
-from ..model import MAX_SCOPE_ID_CHARS, Record
+from ..model import MAX_SCOPE_ID_CHARS, Record, Scope
 from .errors import Forbidden, Unauthorized
 from .keys import ApiKey, KeyStore, check_tenant
 from .settings import is_loopback
@@ -131,7 +131,15 @@ class Namespace:
         """`user_id=` and `agent_id=` keyword arguments for `Memory`, in stored form."""
         return {"user_id": self.scope_id(user_id, "user_id"), "agent_id": self.scope_id(agent_id, "agent_id")}
 
-    def _out(self, value: str | None) -> str | None:
+    def owns(self, scope: Scope) -> bool:
+        """Whether every id of a stored scope lies in this namespace (a tenant's, or the root one)."""
+        ids = [i for i in (scope.user_id, scope.agent_id) if i is not None]
+        if self.prefix:
+            return bool(ids) and all(i.startswith(self.prefix) for i in ids)
+        return bool(ids) and not any("/" in i for i in ids)
+
+    def out_id(self, value: str | None) -> str | None:
+        """A stored user_id / agent_id as the caller knows it (the tenant prefix taken off)."""
         if value is None or not self.prefix:
             return value
         if not value.startswith(self.prefix):  # cannot happen: the store filtered by a namespaced id
@@ -141,8 +149,8 @@ class Namespace:
     def record(self, record: Record) -> dict[str, Any]:
         """A record as the caller sees it (ids unmapped), with its layer, ready for JSON."""
         data = record.model_dump(mode="json")
-        data["user_id"] = self._out(record.user_id)
-        data["agent_id"] = self._out(record.agent_id)
+        data["user_id"] = self.out_id(record.user_id)
+        data["agent_id"] = self.out_id(record.agent_id)
         data["layer"] = record.layer_value
         return data
 

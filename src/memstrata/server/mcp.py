@@ -1,9 +1,9 @@
 """memstrata as an MCP server (official MCP Python SDK): long-term memory tools for an agent.
 
 Tools: ``remember`` (add), ``recall`` (a memory block within a token budget, or a ranked
-list), ``forget`` (delete), ``list_memories`` (browse, with a cursor). ``add_experience`` /
-``search_experience`` are not offered yet: `Memory` has no experience calls (see
-PLACEHOLDER below).
+list), ``forget`` (delete), ``list_memories`` (browse, with a cursor), ``add_experience``
+(how a task went: steps and outcome) and ``search_experience`` (how similar tasks went
+before, with the lessons drawn from them).
 
 Transports:
 
@@ -49,6 +49,9 @@ description of what you need; put the returned block in your working context.
 plans, outcomes), call `remember` with that text, in the user's words, one fact or turn per item.
 - When the user asks you to forget something, find it with `recall` (mode="search") or \
 `list_memories`, then call `forget` with its id.
+- Before a multi-step task, call `search_experience` with the task to learn how similar tasks went \
+(what worked, what failed, the lesson). When you finish a task (or give up), call `add_experience` \
+with the task, the steps you took and the outcome, failures included.
 Memories are kept per user_id / agent_id; if the server has no default, pass user_id."""
 
 # Descriptions are written for the model that calls the tools.
@@ -261,10 +264,91 @@ def build_server(
             lines.append(f"More: call list_memories again with cursor={page.next_cursor!r}")
         return "\n".join(lines)
 
-    # PLACEHOLDER(experience): add_experience / search_experience tools go here once `Memory`
-    # has add_experience / search_experience; same pattern (principal -> scope -> Memory call).
+    @server.tool(
+        description=(
+            "Record how a task you carried out went, so that you (or another agent) can do better next time. "
+            "Call it when you finish a multi-step task or give up on one: pass the task, the steps you took in "
+            "order (short texts such as 'ran the tests', or objects like {\"action\": ..., \"observation\": ...}), "
+            "and the outcome. Record failures too; they say what to avoid. success is inferred from the outcome "
+            "when you leave it out. Returns the id of the stored experience."
+        ),
+    )
+    def add_experience(
+        task: Annotated[str, Field(description="what you set out to do, e.g. 'deploy the web app to staging'")],
+        outcome: Annotated[str, Field(description="how it ended, e.g. 'deployed; health check passed'")],
+        ctx: Context,
+        steps: Annotated[
+            list[str | dict[str, Any]] | None,
+            Field(description="what you did, in order: one short text or object per action (optional)"),
+        ] = None,
+        feedback: Annotated[str | None, Field(description="what the user or a check said about it (optional)")] = None,
+        success: Annotated[bool | None, Field(description="true if it worked, false if not (default: inferred)")] = None,
+        user_id: _USER = None,
+        agent_id: _AGENT = None,
+        session_id: _SESSION = None,
+    ) -> str:
+        who = None
+        try:
+            who = principal(ctx)
+            record = memory.add_experience(
+                task, steps, outcome, feedback, success=success, **scope(who, user_id, agent_id),
+                session_id=session_id or defaults.session_id,
+            )
+        except MemstrataError as exc:
+            raise failing(who, exc) from None
+        label = {True: "succeeded", False: "failed", None: "outcome unknown"}[
+            record.metadata.get("experience", {}).get("success")
+        ]
+        return f"Stored experience {record.id} ({label})."
+
+    @server.tool(
+        description=(
+            "Find how tasks like the one at hand went before: for each similar past task, whether it succeeded "
+            "or failed, the steps taken, the outcome, and the lesson drawn from it. Call it before starting a "
+            "multi-step task and follow what worked; avoid what failed. Returns 'No similar experience.' when "
+            "there is none."
+        ),
+    )
+    def search_experience(
+        task: Annotated[str, Field(description="the task you are about to do, in a sentence")],
+        ctx: Context,
+        user_id: _USER = None,
+        agent_id: _AGENT = None,
+        limit: Annotated[int, Field(ge=1, le=50, description="how many past tasks")] = 5,
+        include_failed: Annotated[bool, Field(description="also show failed attempts (default true)")] = True,
+    ) -> str:
+        who = None
+        try:
+            who = principal(ctx)
+            hits = memory.search_experience(
+                task, **scope(who, user_id, agent_id), limit=limit, include_failed=include_failed
+            )
+        except MemstrataError as exc:
+            raise failing(who, exc) from None
+        if not hits:
+            return "No similar experience."
+        blocks = []
+        for h in hits:
+            lines = [f"- [{h.record.id}] ({h.score:.3f}, {h.record.event_time:%Y-%m-%d}) {h.label.upper()}: {h.task}"]
+            lines += [f"  step {i}: {_one_line(step)}" for i, step in enumerate(h.steps, start=1)]
+            lines.append(f"  outcome: {_one_line(h.outcome)}")
+            if h.feedback:
+                lines.append(f"  feedback: {_one_line(h.feedback)}")
+            if h.lesson:
+                lines.append(f"  lesson: {_one_line(h.lesson)}")
+            blocks.append("\n".join(lines))
+        return "\n".join(blocks)
 
     return server
+
+
+def _one_line(value: Any) -> str:
+    """A step, outcome or lesson on one line (objects as compact JSON)."""
+    if not isinstance(value, str):
+        import json
+
+        value = json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return " ".join(value.split())
 
 
 def run(

@@ -9,15 +9,18 @@ FastAPI runs them in its thread pool, and the store serialises writes.
 
 from __future__ import annotations
 
+import json
 import logging
+import tempfile
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any, AsyncIterator
+from typing import Any, AsyncIterator, BinaryIO, Iterator
 
 from fastapi import APIRouter, Depends, FastAPI, Header, Path, Query, Request, Security
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, StreamingResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.background import BackgroundTask
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .. import __version__, limits
@@ -25,7 +28,8 @@ from ..config import Settings
 from ..errors import InvalidInput, MemstrataError, ScopeRequired
 from ..memory import Memory
 from ..model import ContextBlock
-from .auth import TENANT_HEADER, Principal, authenticate
+from ..transfer import EXPORT_TYPE, export_jsonl
+from .auth import TENANT_HEADER, Namespace, Principal, authenticate
 from .bodylimit import BodyLimitMiddleware
 from .errors import Forbidden, MalformedRequest, MethodNotAllowed, ServerError, error_body, status_for
 from .keys import KeyStore
@@ -36,11 +40,20 @@ from .schemas import (
     ContextRequest,
     DeletedResponse,
     ErrorResponse,
+    ExperienceRequest,
+    ExperienceSearchRequest,
+    ExperienceSearchResponse,
     HealthResponse,
     HistoryResponse,
     OkResponse,
+    OrganiseRequest,
+    OrganiseResponse,
     PageOut,
+    PinRequest,
     RecordOut,
+    ReembedRequest,
+    ReembedResponse,
+    ScopeOnly,
     SearchRequest,
     SearchResponse,
     UpdateRequest,
@@ -198,6 +211,53 @@ def create_app(
     return app
 
 
+#: Exports up to this size are built in memory, larger ones in a temporary file, before the first byte is sent.
+_SPOOL_BYTES = 8 * 1024 * 1024
+
+
+class _ExportSink:
+    """The text file `export_jsonl` writes to: each line's user_id / agent_id mapped back to the caller's
+    ids, and link lines kept only between records of the export, written as UTF-8 into `out`."""
+
+    def __init__(self, ns: Namespace, out: BinaryIO) -> None:
+        self.ns, self.out, self.pending, self.ids = ns, out, "", set()
+
+    def write(self, text: str) -> int:
+        self.pending += text
+        *lines, self.pending = self.pending.split("\n")
+        for line in lines:
+            if line.strip():
+                self._line(json.loads(line))
+        return len(text)
+
+    def close(self) -> None:
+        if self.pending.strip():
+            self._line(json.loads(self.pending))
+        self.pending = ""
+
+    def _line(self, obj: dict[str, Any]) -> None:
+        kind = obj.get("type")
+        if kind == EXPORT_TYPE:
+            obj["scope"] = {
+                k: self.ns.out_id(v) if k in ("user_id", "agent_id") else v for k, v in (obj.get("scope") or {}).items()
+            }
+        elif kind == "record":
+            obj["user_id"] = self.ns.out_id(obj.get("user_id"))
+            obj["agent_id"] = self.ns.out_id(obj.get("agent_id"))
+            self.ids.add(obj.get("id"))
+        elif kind == "link":
+            if obj.get("src") not in self.ids or obj.get("dst") not in self.ids:
+                return
+        else:
+            raise RuntimeError(f"unexpected line in an export: {str(kind)[:40]!r}")
+        self.out.write((json.dumps(obj, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8"))
+
+
+def _chunks(spool: BinaryIO, size: int = 64 * 1024) -> Iterator[bytes]:
+    while chunk := spool.read(size):
+        yield chunk
+
+
 def _router(state: ServerState) -> APIRouter:
     memory = state.memory
     router = APIRouter(prefix=f"/{API_VERSION}")
@@ -256,7 +316,7 @@ def _router(state: ServerState) -> APIRouter:
             messages = raw if isinstance(raw, str) else raw.model_dump(exclude_none=True)
         result = memory.add(
             messages, **ns.scope(body.user_id, body.agent_id), session_id=body.session_id,
-            timestamp=body.timestamp, metadata=body.metadata,
+            timestamp=body.timestamp, metadata=body.metadata, importance=body.importance,
         )
         return JSONResponse(
             {
@@ -306,6 +366,7 @@ def _router(state: ServerState) -> APIRouter:
         hits = memory.search(
             body.query, **ns.scope(body.user_id, body.agent_id), session_id=body.session_id, limit=body.limit,
             time_from=body.time_from, time_to=body.time_to, filters=body.filters, layers=body.layers, recipe=body.recipe,
+            as_of=body.as_of, include_archived=body.include_archived, reinforce=body.reinforce,
         )
         return JSONResponse({"hits": [
             {"record": ns.record(h.record), "score": h.score, "ranks": h.ranks, "provenance": h.provenance} for h in hits
@@ -317,7 +378,7 @@ def _router(state: ServerState) -> APIRouter:
         block = memory.context(
             body.query, **who.namespace.scope(body.user_id, body.agent_id), session_id=body.session_id,
             budget_tokens=body.budget_tokens, time_from=body.time_from, time_to=body.time_to, filters=body.filters,
-            recipe=body.recipe,
+            recipe=body.recipe, as_of=body.as_of, include_archived=body.include_archived,
         )
         return JSONResponse(block.model_dump(mode="json"))
 
@@ -368,11 +429,131 @@ def _router(state: ServerState) -> APIRouter:
             out.pop("path", None)
         return out
 
-    # PLACEHOLDER(organise): POST /v1/organise -> Memory.organise(...) once the organise issue lands.
-    # PLACEHOLDER(export):   GET  /v1/export   -> Memory.export(...), streamed as JSON lines, once it exists.
-    # PLACEHOLDER(experience): POST /v1/experiences and POST /v1/experiences/search
-    #   -> Memory.add_experience / Memory.search_experience once they exist.
-    # Each maps the scope through `who.namespace.scope(...)` and records through `ns.record(...)`.
+    # -------------------------------------------------------------- lifecycle
+
+    @secured.post("/memories/{memory_id}/pin", response_model=RecordOut, tags=["lifecycle"])
+    def pin(body: PinRequest, memory_id: str = Path(max_length=128), who: Principal = Depends(principal)) -> JSONResponse:
+        """Pin a memory (it never fades or expires), or unpin it with `pinned: false`."""
+        ns = who.namespace
+        return JSONResponse(ns.record(memory.pin(memory_id, pinned=body.pinned, **ns.scope(body.user_id, body.agent_id))))
+
+    @secured.post("/memories/{memory_id}/archive", response_model=RecordOut, tags=["lifecycle"])
+    def archive(body: ScopeOnly, memory_id: str = Path(max_length=128), who: Principal = Depends(principal)) -> JSONResponse:
+        """Take a memory out of default search; it stays stored, and `restore` brings it back."""
+        ns = who.namespace
+        return JSONResponse(ns.record(memory.archive(memory_id, **ns.scope(body.user_id, body.agent_id))))
+
+    @secured.post("/memories/{memory_id}/restore", response_model=RecordOut, tags=["lifecycle"])
+    def restore(body: ScopeOnly, memory_id: str = Path(max_length=128), who: Principal = Depends(principal)) -> JSONResponse:
+        """Bring an archived (faded, expired or archived) memory back to default search, at full strength."""
+        ns = who.namespace
+        return JSONResponse(ns.record(memory.restore(memory_id, **ns.scope(body.user_id, body.agent_id))))
+
+    @secured.delete("/episodes/{episode_id}", response_model=DeletedResponse, tags=["lifecycle"])
+    def delete_episode(
+        episode_id: str = Path(max_length=128), user_id: str | None = ScopeQ, agent_id: str | None = AgentQ,
+        who: Principal = Depends(principal),
+    ) -> dict:
+        """Erase one episode (L0) and what was derived only from it; 422 if the id is not an episode."""
+        memory.delete_episode(episode_id, **who.namespace.scope(user_id, agent_id))
+        return {"deleted": 1}
+
+    @secured.post("/organise", response_model=OrganiseResponse, tags=["lifecycle"])
+    def organise(body: OrganiseRequest, who: Principal = Depends(principal)) -> JSONResponse:
+        """Consolidate a scope: links, topics, profile, lessons, merges, fading. Idempotent; `max_work`
+        bounds each step (a later call goes on). Admin keys may omit the scope: every scope of the
+        tenant they act for (never another tenant's)."""
+        ns = who.namespace
+        scope = ns.scope(body.user_id, body.agent_id)
+        if scope["user_id"] is None and scope["agent_id"] is None:
+            if not who.is_admin:
+                raise ScopeRequired(
+                    "a scope is required: pass user_id=... or agent_id=... (only admin keys may organise every scope)",
+                    field="user_id",
+                )
+            scopes = [{"user_id": s.user_id, "agent_id": s.agent_id} for s in memory.store.scopes() if ns.owns(s)]
+        else:
+            scopes = [scope]
+        reports = [r for ids in scopes for r in memory.organise(**ids, max_work=body.max_work)]
+        return JSONResponse({"reports": [
+            {
+                "scope": {"user_id": ns.out_id(r.scope.user_id), "agent_id": ns.out_id(r.scope.agent_id)},
+                "steps": r.steps, "changed": r.changed, "complete": r.complete,
+            }
+            for r in reports
+        ]})
+
+    # -------------------------------------------------------------- export
+
+    @secured.get(
+        "/export", tags=["read"], response_class=StreamingResponse,
+        responses={200: {
+            "description": "JSON lines: a header, one line per record (with its history and vector), one per link",
+            "content": {"application/x-ndjson": {"schema": {"type": "string"}}},
+        }},
+    )
+    def export(
+        user_id: str | None = ScopeQ, agent_id: str | None = AgentQ, who: Principal = Depends(principal)
+    ) -> StreamingResponse:
+        """Every memory of a scope (all layers and statuses, history, vectors, links) as memstrata's export
+        JSONL, which `memstrata import` reads back. Ids are the caller's (no tenant prefix)."""
+        ns = who.namespace
+        spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_BYTES, mode="w+b")
+        try:
+            sink = _ExportSink(ns, spool)
+            count = export_jsonl(memory, sink, **ns.scope(user_id, agent_id))
+            sink.close()
+            size = spool.tell()
+            spool.seek(0)
+        except BaseException:
+            spool.close()
+            raise
+        return StreamingResponse(
+            _chunks(spool), media_type="application/x-ndjson", background=BackgroundTask(spool.close),
+            headers={"Content-Length": str(size), "X-Memstrata-Records": str(count),
+                     "Content-Disposition": 'attachment; filename="memstrata-export.jsonl"'},
+        )
+
+    # -------------------------------------------------------------- experience
+
+    @secured.post("/experiences", status_code=201, response_model=RecordOut, tags=["experience"])
+    def add_experience(body: ExperienceRequest, who: Principal = Depends(principal)) -> JSONResponse:
+        """Remember how a task went: the trajectory (an episode) and an experience record citing it.
+        Failures are kept and labelled: they say what to avoid."""
+        ns = who.namespace
+        record = memory.add_experience(
+            body.task, body.steps, body.outcome, body.feedback, success=body.success,
+            **ns.scope(body.user_id, body.agent_id), session_id=body.session_id, timestamp=body.timestamp,
+            importance=body.importance, metadata=body.metadata,
+        )
+        return JSONResponse(ns.record(record), status_code=201)
+
+    @secured.post("/experiences/search", response_model=ExperienceSearchResponse, tags=["experience"])
+    def search_experience(body: ExperienceSearchRequest, who: Principal = Depends(principal)) -> JSONResponse:
+        """Past tasks like this one, best first: what was done, whether it worked, the lesson drawn."""
+        ns = who.namespace
+        hits = memory.search_experience(
+            body.task, **ns.scope(body.user_id, body.agent_id), limit=body.limit, include_failed=body.include_failed,
+            as_of=body.as_of,
+        )
+        return JSONResponse({"hits": [
+            {**h.model_dump(mode="json", exclude={"record"}), "record": ns.record(h.record)} for h in hits
+        ]})
+
+    # -------------------------------------------------------------- store maintenance (admin)
+
+    @secured.post("/reembed", response_model=ReembedResponse, tags=["admin"])
+    def reembed(body: ReembedRequest, who: Principal = Depends(admin)) -> dict:
+        """Admin only: give records a vector from the server's current embedding model (resumable). No
+        scope: every record in the store; a scope is taken in the tenant acted for."""
+        scope = who.namespace.scope(body.user_id, body.agent_id)
+        return {"reembedded": memory.reembed(**scope, batch_size=body.batch_size)}
+
+    @secured.post("/vacuum", response_model=OkResponse, tags=["admin"])
+    def vacuum(who: Principal = Depends(admin)) -> dict:
+        """Admin only: rewrite the database file so erased memories' bytes are gone from disk (whole store)."""
+        memory.vacuum()
+        return {"ok": True}
 
     router.include_router(secured)
     return router

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
 
 from .. import limits
 from ..model import ContextBlock, HistoryEvent, Record
@@ -93,6 +93,9 @@ class AddRequest(ScopeBody):
     metadata: dict[str, Any] | None = Field(
         None, description=f"metadata for every message, at most {limits.MAX_METADATA_BYTES:,} bytes as JSON"
     )
+    importance: StrictFloat | None = Field(
+        None, ge=0, le=1, description="0..1: how slowly these memories (and notes drawn from them) fade; default 0.5"
+    )
 
 
 class _QueryBody(ScopeBody):
@@ -106,11 +109,16 @@ class _QueryBody(ScopeBody):
         None, description="exact match on metadata keys (keys: 1-64 of A-Z a-z 0-9 _ . -)"
     )
     recipe: str | None = Field(None, description="retrieval recipe: hybrid (default), bm25, dense")
+    as_of: Timestamp | None = Field(
+        None, description="answer from what was valid then (superseded memories included); default now"
+    )
+    include_archived: StrictBool = Field(False, description="also return archived (faded, expired) memories")
 
 
 class SearchRequest(_QueryBody):
-    limit: int = Field(10, ge=1, le=limits.MAX_LIMIT, description="how many hits")
-    layers: list[int] | None = Field(None, description="0 episodes, 1 notes, 2 topics, 3 profile; default all")
+    limit: StrictInt = Field(10, ge=1, le=limits.MAX_LIMIT, description="how many hits")
+    layers: list[StrictInt] | None = Field(None, description="0 episodes, 1 notes, 2 topics, 3 profile; default all")
+    reinforce: StrictBool = Field(True, description="returned memories fade more slowly (retrieval is use); false to just look")
 
     @model_validator(mode="after")
     def _layers(self) -> "SearchRequest":
@@ -120,7 +128,7 @@ class SearchRequest(_QueryBody):
 
 
 class ContextRequest(_QueryBody):
-    budget_tokens: int = Field(1000, ge=1, le=limits.MAX_BUDGET_TOKENS, description="size of the block (whitespace tokens)")
+    budget_tokens: StrictInt = Field(1000, ge=1, le=limits.MAX_BUDGET_TOKENS, description="size of the block (whitespace tokens)")
 
 
 class UpdateRequest(_Body):
@@ -130,6 +138,66 @@ class UpdateRequest(_Body):
         None, description="new text (the old one stays in history)", json_schema_extra=text_schema(limits.MAX_CONTENT_CHARS)
     )
     metadata: dict[str, Any] | None = Field(None, description="new metadata (replaces the old)")
+
+
+class ScopeOnly(_Body):
+    """Whose memory a call on one memory acts in."""
+
+    user_id: str | None = Field(None, description=_SCOPE_ID, json_schema_extra=ID_SCHEMA)
+    agent_id: str | None = Field(None, description="an agent id", json_schema_extra=ID_SCHEMA)
+
+
+class PinRequest(ScopeOnly):
+    pinned: StrictBool = Field(True, description="true pins (the memory never fades or expires); false unpins")
+
+
+class OrganiseRequest(ScopeOnly):
+    """One scope; or, with an admin key, no scope: every scope of the tenant acted for."""
+
+    max_work: StrictInt | None = Field(
+        None, ge=1, le=10**9, description="records each step may write per scope in this run; a later run goes on"
+    )
+
+
+class ReembedRequest(ScopeOnly):
+    """No scope: every record in the store (admin only either way)."""
+
+    batch_size: StrictInt = Field(256, ge=1, le=limits.MAX_LIMIT, description="records embedded per batch")
+
+
+Step = Union[str, dict[str, Any]]
+
+
+class ExperienceRequest(ScopeBody):
+    task: str = Field(
+        description="what the agent set out to do", json_schema_extra=text_schema(limits.MAX_CONTENT_CHARS)
+    )
+    steps: list[Step] | None = Field(
+        None, max_length=limits.MAX_ITEMS_PER_ADD,
+        description="what was done, in order: texts or objects (action, observation, ...)",
+    )
+    outcome: str = Field(description="how it ended", json_schema_extra=text_schema(limits.MAX_CONTENT_CHARS))
+    feedback: str | None = Field(
+        None, description="what a user or a check said about it", json_schema_extra=text_schema(limits.MAX_CONTENT_CHARS)
+    )
+    success: StrictBool | None = Field(None, description="whether it worked; inferred from the outcome's wording if omitted")
+    timestamp: Timestamp | None = Field(None, description="when it happened: ISO 8601 or epoch seconds (default now)")
+    importance: StrictFloat | None = Field(None, ge=0, le=1, description="0..1: how slowly it fades; default 0.5")
+    metadata: dict[str, Any] | None = Field(
+        None, description=f"metadata, at most {limits.MAX_METADATA_BYTES:,} bytes as JSON with the trajectory"
+    )
+
+
+class ExperienceSearchRequest(_Body):
+    user_id: str | None = Field(None, description=_SCOPE_ID, json_schema_extra=ID_SCHEMA)
+    agent_id: str | None = Field(None, description="an agent id", json_schema_extra=ID_SCHEMA)
+    task: str = Field(
+        description=f"the task at hand, at most {limits.MAX_QUERY_CHARS:,} characters (413 above)",
+        json_schema_extra=text_schema(limits.MAX_QUERY_CHARS),
+    )
+    limit: StrictInt = Field(5, ge=1, le=limits.MAX_LIMIT, description="how many past tasks")
+    include_failed: StrictBool = Field(True, description="failed attempts too (they say what to avoid)")
+    as_of: Timestamp | None = Field(None, description="answer from what was known then; default now")
 
 
 # ---------------------------------------------------------------------- responses
@@ -171,6 +239,41 @@ class DeletedResponse(BaseModel):
     deleted: int
 
 
+class ScopeOut(BaseModel):
+    user_id: str | None = None
+    agent_id: str | None = None
+
+
+class OrganiseReportOut(BaseModel):
+    scope: ScopeOut
+    steps: dict[str, dict[str, Any]] = Field(description="per step, counts of what it changed; 'pending': work left")
+    changed: int = Field(description="records written by the run in this scope")
+    complete: bool = Field(description="false when a step left work for a later run (max_work)")
+
+
+class OrganiseResponse(BaseModel):
+    reports: list[OrganiseReportOut] = Field(description="one per scope organised")
+
+
+class ExperienceHitOut(BaseModel):
+    record: RecordOut
+    score: float
+    task: str
+    steps: list[Any] = Field(default_factory=list)
+    outcome: str
+    feedback: str | None = None
+    success: bool | None = Field(None, description="true: it worked; false: it failed; null: unknown")
+    lesson: str | None = Field(None, description="the lesson organise distilled from it (null until it has run)")
+
+
+class ExperienceSearchResponse(BaseModel):
+    hits: list[ExperienceHitOut]
+
+
+class ReembedResponse(BaseModel):
+    reembedded: int = Field(description="records that got a vector from the current model")
+
+
 class OkResponse(BaseModel):
     ok: bool = True
 
@@ -197,6 +300,8 @@ class ErrorResponse(BaseModel):
 
 __all__ = [
     "AddRequest", "AddResponse", "ContextBlock", "ContextRequest", "DeletedResponse", "ErrorResponse",
-    "HealthResponse", "HistoryResponse", "Message", "OkResponse", "PageOut", "RecordOut", "SearchHitOut", "SearchRequest",
-    "SearchResponse", "UpdateRequest", "VersionResponse",
+    "ExperienceHitOut", "ExperienceRequest", "ExperienceSearchRequest", "ExperienceSearchResponse",
+    "HealthResponse", "HistoryResponse", "Message", "OkResponse", "OrganiseReportOut", "OrganiseRequest",
+    "OrganiseResponse", "PageOut", "PinRequest", "RecordOut", "ReembedRequest", "ReembedResponse", "ScopeOnly",
+    "SearchHitOut", "SearchRequest", "SearchResponse", "UpdateRequest", "VersionResponse",
 ]
