@@ -249,3 +249,11 @@ def test_memory_with_llm_extractor_end_to_end(tmp_path, embedder):
     assert [n.content for n in result.notes] == ["Ana adopted a dog named Biscuit in March 2024."]
     assert result.notes[0].sources == result.ids
     assert m.search("Which dog did Ana adopt?", user_id="ana", limit=1)[0].provenance == result.ids
+
+
+def test_organise_a_scope_of_only_experiences(memory: Memory):
+    for i in range(3):
+        memory.add_experience(f"deploy service {i}", steps=["build", "push"], outcome="failed: timeout",
+                              user_id="u", session_id="s")
+    report = memory.organise(user_id="u")[0]
+    assert report.complete and report.steps["topics"]["created"] == 0

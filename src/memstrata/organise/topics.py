@@ -80,7 +80,7 @@ class TopicStep:
     def run(self, ctx: OrganiseContext) -> dict:
         notes, matrix = load_layer(ctx, 1, kind=None)
         keep = [i for i, n in enumerate(notes) if n.kind != "experience"]
-        notes, matrix = [notes[i] for i in keep], matrix[keep] if keep else matrix
+        notes, matrix = [notes[i] for i in keep], matrix[keep]
         existing, _ = load_layer(ctx, 2)
         by_key = {t.dedup_key: t for t in existing}
         wanted: dict[str, Topic] = {}
