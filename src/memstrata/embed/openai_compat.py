@@ -21,8 +21,18 @@ _MAX_TRIES = 3
 _BACKOFF_S = (0.5, 1.5)  # sleeps before try 2 and try 3
 
 
-class EmbeddingRequestFailed(Exception):
-    """The embeddings endpoint failed (HTTP error, transport error or bad payload)."""
+try:  # the package's typed error (the REST server maps it to 503)
+    from ..errors import EmbedderUnavailable as _Base
+except ImportError:  # pragma: no cover - module used outside the package
+    _Base = Exception  # type: ignore[misc,assignment]
+
+
+class EmbeddingRequestFailed(_Base):
+    """The embeddings endpoint failed (HTTP error, transport error or bad payload).
+
+    ``status`` is the HTTP status (None for transport errors), ``body`` the
+    start of the response body.
+    """
 
     def __init__(self, message: str, status: int | None = None, body: str = "") -> None:
         super().__init__(message)
@@ -44,7 +54,7 @@ class OpenAIEmbedder:
         model: model name sent in each request.
         api_key: sent as ``Authorization: Bearer ...`` when given.
         dim: expected vector size; if None it is taken from the first response
-            (call :meth:`discover_dim` to learn it before embedding anything).
+            (reading :attr:`dim` before that sends one small probe request).
         timeout: per-request timeout in seconds.
         batch_size: texts per request.
     """
@@ -63,10 +73,7 @@ class OpenAIEmbedder:
         self.base_url = base_url.rstrip("/")
         self.model = model
         self.name = f"openai:{model}"
-        #: Vector size: as given, else None until the first response (or
-        #: :meth:`discover_dim`).  A plain attribute, not a property, so that
-        #: ``isinstance(x, Embedder)`` never triggers a network call.
-        self.dim: int | None = dim
+        self._dim: int | None = dim
         self.timeout = timeout
         self.batch_size = batch_size
         headers = {"Content-Type": "application/json"}
@@ -77,12 +84,22 @@ class OpenAIEmbedder:
         #: seconds slept before the 2nd and 3rd try (429/5xx/transport errors)
         self.backoff: tuple[float, ...] = _BACKOFF_S
 
-    def discover_dim(self) -> int:
-        """Return :attr:`dim`, sending one tiny request first if it is still unknown."""
-        if self.dim is None:
+    @property
+    def dim(self) -> int:
+        """Vector size: as given, else learnt from the first response.
+
+        Reading it before anything was embedded sends one one-word request.
+        (On Python 3.11, ``isinstance(x, Embedder)`` reads it too.)
+        """
+        if self._dim is None:
             self._request(["dimension probe"])
-        assert self.dim is not None
-        return self.dim
+        assert self._dim is not None
+        return self._dim
+
+    @property
+    def dim_known(self) -> bool:
+        """Whether :attr:`dim` is known without a request."""
+        return self._dim is not None
 
     def close(self) -> None:
         self._client.close()
@@ -98,7 +115,7 @@ class OpenAIEmbedder:
             raise TypeError("embed() takes a sequence of strings, not a string")
         texts = list(texts)
         if not texts:
-            return np.zeros((0, self.dim or 0), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         parts = [
             self._request(texts[i : i + self.batch_size])
             for i in range(0, len(texts), self.batch_size)
@@ -156,11 +173,11 @@ class OpenAIEmbedder:
                 f"expected {len(batch)} vectors",
                 status=resp.status_code,
             )
-        if self.dim is None:
-            self.dim = int(vecs.shape[1])
-        elif vecs.shape[1] != self.dim:
+        if self._dim is None:
+            self._dim = int(vecs.shape[1])
+        elif vecs.shape[1] != self._dim:
             raise EmbeddingRequestFailed(
-                f"embeddings from {self._url} have dimension {vecs.shape[1]}, expected {self.dim}",
+                f"embeddings from {self._url} have dimension {vecs.shape[1]}, expected {self._dim}",
                 status=resp.status_code,
             )
         return vecs

@@ -30,12 +30,15 @@ _RECORD_COLUMNS = (
 )
 
 
-def _scope_where(scope: Scope, alias: str = "r") -> tuple[str, list[Any]]:
+def _scope_where(scope: Scope, alias: str = "r", *, by_id: bool = False) -> tuple[str, list[Any]]:
+    """SQL restricting `alias` to the scope. `by_id`: the query also names ids, so the scope columns are
+    written `+col` to keep SQLite on the id index instead of scanning the whole scope."""
     clauses, params = [], []
+    plus = "+" if by_id else ""
     for col in ("user_id", "agent_id", "session_id"):
         value = getattr(scope, col)
         if value is not None:
-            clauses.append(f"{alias}.{col} = ?")
+            clauses.append(f"{plus}{alias}.{col} = ?")
             params.append(value)
     return " AND ".join(clauses), params
 
@@ -386,7 +389,7 @@ class SQLiteStore:
         model: str | None = None,
         actor: str = "api",
     ) -> Record:
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         with self._write() as conn:
             row = conn.execute(
                 f"SELECT rid, content, metadata, user_id, agent_id FROM records r WHERE r.id = ? AND {where}",
@@ -479,14 +482,14 @@ class SQLiteStore:
 
     def detach(self, source_id: str, scope: Scope) -> int:
         """Remove `source_id` from the sources of records in `scope`; delete those left with none. Returns deletions."""
-        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id), by_id=True)
         with self._write() as conn:
             if conn.execute(f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [source_id, *params]).fetchone() is None:
                 raise NotFound(f"no memory {source_id!r} in scope {scope.label()}")
             return self._delete_rids(conn, self._unlink_sources(conn, [source_id]))
 
     def delete(self, ids: Sequence[str], scope: Scope) -> int:
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         with self._write() as conn:
             rows: list[tuple] = []
             for chunk in _chunks(list(ids), 500):
@@ -517,7 +520,7 @@ class SQLiteStore:
     def get(self, ids: Sequence[str], scope: Scope) -> list[Record]:
         if not ids:
             return []
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         with self._lock:
             rows: list[tuple] = []
             for chunk in _chunks(list(ids), 500):
@@ -551,7 +554,7 @@ class SQLiteStore:
         return Page(items=items, next_cursor=_encode_cursor(rows[-1][0]) if more else None)
 
     def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         if not self._read(f"SELECT 1 FROM records r WHERE r.id = ? AND {where}", [record_id, *params]):
             raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
         rows = self._read(
@@ -800,7 +803,7 @@ class SQLiteStore:
         """
         if not strengths:
             return 0
-        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id), by_id=True)
         items = list(strengths.items())[:500]
         case = " ".join("WHEN ? THEN ?" for _ in items)
         sql = (
@@ -848,7 +851,7 @@ class SQLiteStore:
         last access to `at`), with a history `event` each; returns the ids that changed."""
         if status not in STATUS_CODES:
             raise InvalidInput(f"status must be one of {', '.join(STATUS_CODES)}, got {status!r}", field="status")
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         changed: list[tuple[str, str | None, str | None]] = []
         with self._write() as conn:
             for chunk in _chunks(list(dict.fromkeys(ids)), 500):
@@ -871,7 +874,7 @@ class SQLiteStore:
 
     def set_pinned(self, ids: Sequence[str], scope: Scope, pinned: bool, *, at: float, actor: str = "api") -> list[str]:
         """Pin (never fades) or unpin records; returns the ids that changed."""
-        where, params = _scope_where(scope)
+        where, params = _scope_where(scope, by_id=True)
         with self._write() as conn:
             changed = [
                 r[0] for chunk in _chunks(list(dict.fromkeys(ids)), 500) for r in conn.execute(
@@ -893,7 +896,7 @@ class SQLiteStore:
         (status 'superseded', no valid_to, history 'superseded' naming `keep`) and kept for history.
         Returns False, changing nothing, unless both are active records of the scope.
         """
-        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id), by_id=True)
         with self._write() as conn:
             rows = {
                 r[1]: r for r in conn.execute(
@@ -957,7 +960,7 @@ class SQLiteStore:
         The old text is not kept: it may carry what was erased. Earlier history rows of the record
         lose their texts and details for the same reason; the new history row holds ids only.
         """
-        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id), by_id=True)
         with self._write() as conn:
             row = conn.execute(
                 f"SELECT r.rid, r.content_hash, r.speaker, r.user_id, r.agent_id FROM records r WHERE r.id = ? AND {where}",
