@@ -70,6 +70,8 @@ class LocomoConfig:
     db_dir: Path | None = None
     #: Add one session per `add` call instead of one turn per call.
     batch_session: bool = False
+    #: Run `organise()` on each conversation after ingesting it (topics, profile, links).
+    organise: bool = True
     #: Ask an LLM to answer from the block and from the whole conversation, and judge both.
     answer: bool = False
     answer_budget: int | None = None
@@ -229,7 +231,7 @@ def run_locomo(
         ingest_db = workdir / "locomo-ingest.db"
         for suffix in ("", "-wal", "-shm"):
             Path(str(ingest_db) + suffix).unlink(missing_ok=True)
-        ingested, ingest_report = _ingest(conversations, ingest_db, base_settings, inner, cfg.batch_session, prog)
+        ingested, ingest_report = _ingest(conversations, ingest_db, base_settings, inner, cfg.batch_session, prog, organise=cfg.organise)
 
         results: dict[str, dict] = {}
         per_question: dict[tuple[str, int], dict] = {}
@@ -294,6 +296,7 @@ def _ingest(
     embedder: Embedder,
     batch_session: bool,
     prog: Any,
+    organise: bool = False,
 ) -> tuple[list[_Ingested], dict]:
     """Add every turn through `Memory.add`; returns the episode -> turn maps and throughput."""
     mem = Memory(settings=settings.model_copy(update={"db": db}), embedder=embedder)
@@ -302,6 +305,7 @@ def _ingest(
     total_turns = sum(len(c.turns) for c in conversations)
     task = prog.add_task("ingest", total=total_turns)
     wall = 0.0
+    organise_s = 0.0
     try:
         for conv in conversations:
             item = _Ingested(conv)
@@ -318,11 +322,16 @@ def _ingest(
                 for ep in result.episodes:
                     item.episode_to_turn[ep.id] = str(ep.metadata["dia_id"])
                 prog.advance(task, len(batch))
+            if organise:
+                t0 = time.perf_counter()
+                mem.organise(user_id=conv.sample_id)
+                organise_s += time.perf_counter() - t0
             item.turn_notes = _turn_notes(mem, conv.sample_id, item.episode_to_turn)
             ingested.append(item)
     finally:
         mem.close()
     return ingested, {
+        "organise_seconds": round(organise_s, 3) if organise else None,
         "mode": "one session per add" if batch_session else "one turn per add",
         "turns": total_turns,
         "adds": len(per_call),
