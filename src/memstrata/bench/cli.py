@@ -183,5 +183,19 @@ def main() -> Any:  # pragma: no cover - `python -m memstrata.bench.cli`
     return bench_app()
 
 
+
+def _mount_serve() -> None:
+    """`memstrata bench serve`, when the server extra is installed."""
+    try:
+        from ..server.cli import bench_serve_command
+    except ImportError:  # fastapi/uvicorn missing: the other benchmarks still work
+        return
+    bench_app.command("serve", help="Load test of the REST server on loopback (requests/s, p50/p95/p99).")(
+        bench_serve_command
+    )
+
+
+_mount_serve()
+
 if __name__ == "__main__":  # pragma: no cover
     main()
