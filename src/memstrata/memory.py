@@ -19,20 +19,31 @@ from .embed.base import Embedder
 from .embed.cache import CachedEmbedder
 from .errors import ConfigError, ContentTooLarge, InvalidInput, NotFound, StoreError
 from .ids import new_id
-from .model import AddResult, ContextBlock, Episode, embedding_text, HistoryEvent, Page, Record, Scope, SearchFilters, SearchHit
-from .model import ExperienceHit
+from .model import (
+    AddResult,
+    ContextBlock,
+    Episode,
+    ExperienceHit,
+    HistoryEvent,
+    Page,
+    Record,
+    Scope,
+    SearchFilters,
+    SearchHit,
+    embedding_text,
+)
+from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
+from .organise.lifecycle import reinforced
 from .read.pack import pack
 from .read.recipes import Recipe, get_recipe
 from .read.search import retrieve
 from .store import open_store
 from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
-from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
-from .organise.lifecycle import reinforced
-from .write.extract import Extractor, RuleExtractor, default_name
-from .write.resolve import Current, Resolution, note_key, resolve
 from .write.experience import build_experience, check_steps, experience_hit
+from .write.extract import Extractor, RuleExtractor, default_name
 from .write.rederive import rederive_notes
+from .write.resolve import Current, Resolution, note_key, resolve
 
 #: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]

@@ -27,9 +27,9 @@ from __future__ import annotations
 import base64
 import json
 import os
-from importlib import metadata
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from importlib import metadata
 from itertools import groupby
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TextIO

@@ -7,8 +7,8 @@ import random
 import sqlite3
 import threading
 import time
-from datetime import datetime
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
