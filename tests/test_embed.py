@@ -149,6 +149,16 @@ def test_missing_model_dir_is_clear(tmp_path: Path) -> None:
         MiniLMEmbedder(model_dir=tmp_path)
 
 
+def test_damaged_model_file_is_clear(tmp_path: Path) -> None:
+    src = Path(gt_model.MODEL_DIR)
+    for name in ("tokenizer.json", "config.json"):
+        (tmp_path / name).write_bytes((src / name).read_bytes())
+    (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}")
+    e = MiniLMEmbedder(model_dir=tmp_path)  # files exist: loading is lazy
+    with pytest.raises(EmbedderUnavailable, match="cannot load the embedding model"):
+        e.embed(["x"])
+
+
 def test_concurrent_first_use() -> None:
     e = MiniLMEmbedder()
     results: list[np.ndarray] = []

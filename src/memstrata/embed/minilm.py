@@ -328,7 +328,8 @@ class _Bert:
 class MiniLMEmbedder:
     """all-MiniLM-L6-v2 sentence embeddings (384-d), computed with numpy.
 
-    Matches sentence-transformers' output to ~1e-6 (cosine > 0.99999).
+    Matches sentence-transformers' output to 3e-7 (max abs difference over
+    the LoCoMo turns; see docs/embedders.md).
 
     Args:
         model_dir: directory with ``model.safetensors``, ``tokenizer.json`` and
@@ -397,8 +398,16 @@ class MiniLMEmbedder:
                 from tokenizers import Tokenizer
             except ImportError as e:  # pragma: no cover - declared dependency
                 raise EmbedderUnavailable("the `tokenizers` package is required") from e
-            tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
-            bert = _Bert(self.model_dir)
+            try:
+                tok = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+                bert = _Bert(self.model_dir)
+            except EmbedderUnavailable:
+                raise
+            except Exception as e:  # damaged or foreign files: say which and how to fix
+                raise EmbedderUnavailable(
+                    f"cannot load the embedding model from {self.model_dir}: "
+                    f"{type(e).__name__}: {e}; reinstall with `{_INSTALL_HINT}`"
+                ) from e
             # tokenizer.json ships fixed padding/truncation at 128; use
             # sentence-transformers' settings: truncate at max_seq_length,
             # pad to the longest sequence of each batch.
