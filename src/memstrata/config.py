@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     )
     busy_timeout_ms: int = Field(5_000, ge=0, description="wait this long for another writer before retrying")
     vector_cache_mb: int = Field(512, ge=0, description="memory for per-scope vector matrices kept between searches")
+    search_threads: int = Field(1, ge=1, le=256, description="BLAS threads for the exact vector scan (1 is fastest on a busy 2-core machine)")
 
     # embeddings
     embedder: Literal["minilm", "openai"] = "minilm"

@@ -15,6 +15,7 @@ def open_store(settings: Settings) -> Store:
         synchronous=settings.sqlite_synchronous,
         busy_timeout_ms=settings.busy_timeout_ms,
         vector_cache_mb=settings.vector_cache_mb,
+        search_threads=settings.search_threads,
     )
 
 

@@ -10,14 +10,36 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Hashable
+from typing import Hashable, Iterator
 
 import numpy as np
+from threadpoolctl import ThreadpoolController
 
 #: Status codes in `ScopeMatrix.status`.
 ACTIVE, SUPERSEDED, ARCHIVED = 0, 1, 2
 STATUS_CODES = {"active": ACTIVE, "superseded": SUPERSEDED, "archived": ARCHIVED}
+
+
+_controller: ThreadpoolController | None = None
+
+
+@contextmanager
+def blas_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with at most `threads` BLAS threads (None: the library's default).
+
+    On a busy 2-core machine a second BLAS thread spins against other work and made one
+    matrix-vector product 25x slower; one thread is the safe default.
+    """
+    global _controller
+    if threads is None:
+        yield
+        return
+    if _controller is None:
+        _controller = ThreadpoolController()
+    with _controller.limit(limits=threads, user_api="blas"):
+        yield
 
 
 @dataclass
@@ -57,6 +79,7 @@ class ScopeMatrix:
         as_of: float | None = None,
         include_archived: bool = False,
         kinds: list[str] | None = None,
+        threads: int | None = 1,
     ) -> list[tuple[str, float]]:
         """Top `limit` rows by dot product among rows passing every filter."""
         n = len(self.ids)
@@ -86,7 +109,8 @@ class ScopeMatrix:
             return []
         # Score every row (one matrix-vector product) and drop the filtered ones afterwards:
         # cheaper than gathering the allowed rows into a copy of the matrix.
-        scores = self.matrix @ query
+        with blas_threads(threads):
+            scores = self.matrix @ query
         if allowed < n:
             scores = np.where(mask, scores, -np.inf)
         k = min(limit, allowed)

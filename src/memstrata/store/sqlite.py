@@ -101,10 +101,12 @@ class SQLiteStore:
         busy_timeout_ms: int = 5000,
         vector_cache_mb: int = 512,
         max_retries: int = 8,
+        search_threads: int | None = 1,
     ) -> None:
         self.path = Path(path).expanduser() if str(path) != ":memory:" else Path(":memory:")
         self._lock = threading.RLock()
         self._max_retries = max_retries
+        self._search_threads = search_threads
         self._matrices = MatrixCache(vector_cache_mb * 1024 * 1024)
         self._check_file()
         if str(self.path) != ":memory:":
@@ -654,6 +656,7 @@ class SQLiteStore:
             as_of=filters.as_of.timestamp() if filters.as_of else None,
             include_archived=filters.include_archived,
             kinds=filters.kinds,
+            threads=self._search_threads,
         )
 
     def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
