@@ -240,3 +240,11 @@ def test_persists_across_processes(tmp_path):
     found = json.loads(subprocess.run([sys.executable, "-c", script, str(db), "read"], check=True,
                                       capture_output=True, text=True).stdout)
     assert found == [wrote[0]]
+
+
+def test_async_memory_has_every_public_method():
+    import inspect
+
+    public = {n for n, f in inspect.getmembers(Memory, inspect.isfunction) if not n.startswith("_")}
+    missing = {n for n in public if not inspect.iscoroutinefunction(getattr(AsyncMemory, n, None))}
+    assert not missing, f"AsyncMemory lacks {sorted(missing)}"
