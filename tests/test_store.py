@@ -245,3 +245,18 @@ def test_truncated_database_is_reported(tmp_path, embedder):
     problems = s2.integrity_check()
     s2.close()
     assert problems, "a database cut in half must fail the integrity check"
+
+
+def test_put_merges_a_statement_another_writer_stored_first(store, embedder):
+    ep1, ep2 = episode("I adopted a dog"), episode("I adopted a dog")
+    note = lambda src: Note(id=new_id("note"), user_id="ana", content="ana adopted a dog", event_time=T0,  # noqa: E731
+                            created_at=T0, updated_at=T0, sources=[src], dedup_key="k-dog")
+    first, second = note(ep1.id), note(ep2.id)
+    assert put(store, embedder, [ep1, first]) and store.put(
+        [ep2], embedder.embed([ep2.embedding_text]), embedder.name) == {}
+    # the second writer looked before the first committed, so it brings its own copy
+    redirected = store.put([second], embedder.embed([second.embedding_text]), embedder.name)
+    assert redirected == {second.id: first.id}
+    assert store.get([second.id], ANA) == []
+    assert store.get([first.id], ANA)[0].sources == [ep1.id, ep2.id]
+    assert [e.event for e in store.history(first.id, ANA)] == ["created", "merged"]

@@ -162,10 +162,12 @@ class Memory:
                 note.importance = weight
         records = [*episodes, *resolution.notes]
         vectors = self.embedder.embed([r.embedding_text for r in records])
-        self.store.put(
+        redirected = self.store.put(
             records, vectors, self.embedder.name, merges=resolution.merges, supersede=resolution.supersede
         )
-        return AddResult(episodes=episodes, notes=resolution.notes, merged=list(resolution.merges))
+        notes = [n for n in resolution.notes if n.id not in redirected]
+        merged = list(dict.fromkeys([*resolution.merges, *redirected.values()]))
+        return AddResult(episodes=episodes, notes=notes, merged=merged)
 
     def _participants(self, scope: Scope) -> list[str]:
         """Speakers seen in the scope (cached per user/agent; extended as episodes arrive)."""

@@ -29,9 +29,12 @@ class Store(Protocol):
         merges: Mapping[str, Sequence[str]] | None = None,
         supersede: Mapping[str, tuple[datetime, str]] | None = None,
         actor: str = "api",
-    ) -> None:
+    ) -> dict[str, str]:
         """In one transaction: insert records (one vector each), add `merges` (record id -> new source ids),
-        close `supersede` (record id -> (valid_to, replacing id))."""
+        close `supersede` (record id -> (valid_to, replacing id)).
+
+        A derived record whose `dedup_key` an active record of the same owner already has (another writer
+        got there first) is merged into it instead of inserted; returns {new id: existing id} for those."""
 
     def find_by_slots(self, scope: Scope, slots: Sequence[str]) -> dict[str, tuple[str, datetime]]:
         """The active record holding each slot in the scope's user/agent: slot -> (id, valid_from)."""

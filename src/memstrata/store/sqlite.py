@@ -209,10 +209,11 @@ class SQLiteStore(LifecycleMixin):
         merges: Mapping[str, Sequence[str]] | None = None,
         supersede: Mapping[str, tuple[datetime, str]] | None = None,
         actor: str = "api",
-    ) -> None:
+    ) -> dict[str, str]:
         if vectors is not None and len(vectors) != len(records):
             raise ValueError("one vector per record is required")
         stamp = now()
+        redirected: dict[str, str] = {}
         with self._write() as conn:
             for chunk in _chunks([r.id for r in records], 500):
                 taken = conn.execute(
@@ -221,6 +222,18 @@ class SQLiteStore(LifecycleMixin):
                 if taken:
                     raise InvalidInput(f"memory id {taken[0][0]!r} already exists; give new ids", field="id")
             for i, rec in enumerate(records):
+                if rec.dedup_key and rec.layer_value > 0 and rec.status == "active":
+                    # Another writer may have stored the same statement since the caller looked:
+                    # merge here, inside the transaction, instead of storing a duplicate.
+                    same = conn.execute(
+                        "SELECT id FROM records WHERE dedup_key = ? AND status = 'active' AND layer = ? "
+                        "AND user_id IS ? AND agent_id IS ? LIMIT 1",
+                        (rec.dedup_key, rec.layer_value, rec.user_id, rec.agent_id),
+                    ).fetchone()
+                    if same is not None:
+                        redirected[rec.id] = same[0]
+                        self._add_sources(conn, same[0], rec.sources, stamp, actor)
+                        continue
                 cur = conn.execute(
                     "INSERT INTO records (id, layer, kind, user_id, agent_id, session_id, role, speaker, content, "
                     "content_hash, event_time, created_at, updated_at, valid_from, valid_to, status, importance, "
@@ -268,6 +281,7 @@ class SQLiteStore(LifecycleMixin):
                         (record_id, stamp, actor, json.dumps({"by": by, "valid_to": valid_to.isoformat()})),
                     )
             self._bump(conn, touched)
+        return redirected
 
     def _add_sources(
         self, conn: sqlite3.Connection, record_id: str, new_sources: Sequence[str], stamp: float, actor: str
