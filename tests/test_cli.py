@@ -284,3 +284,15 @@ def test_foreign_database_file_is_byte_identical(tmp_path: Path) -> None:
     before = db.read_bytes()
     assert_error(cli("--db", str(db), "list", "--user", "ana", db=tmp_path / "env.db"), 4, "not a memstrata one")
     assert db.read_bytes() == before
+
+
+def test_pin_archive_restore(memory, db_path):
+    memory_id = memory.add("I keep bees on the roof", user_id="ana").ids[0]
+    ok(cli("archive", memory_id, "--user", "ana", db=db_path))
+    assert memory.get(memory_id, user_id="ana").status == "archived"
+    assert memory_id not in [h.id for h in memory.search("bees", user_id="ana")]
+    ok(cli("restore", memory_id, "--user", "ana", db=db_path))
+    assert memory.get(memory_id, user_id="ana").status == "active"
+    ok(cli("pin", memory_id, "--user", "ana", db=db_path))
+    assert memory.get(memory_id, user_id="ana").pinned
+    assert_error(cli("archive", "ep_nope", "--user", "ana", db=db_path), 3, "ep_nope")

@@ -304,6 +304,32 @@ def delete(memory_id: IdArg, user: UserOpt = None, agent: AgentOpt = None) -> No
     _out().print(f"deleted {memory_id}")
 
 
+@app.command()
+def pin(
+    memory_id: IdArg,
+    user: UserOpt = None,
+    agent: AgentOpt = None,
+    unpin: Annotated[bool, typer.Option("--unpin", help="Let it fade again.")] = False,
+) -> None:
+    """Pin a memory so it never fades or expires (--unpin to undo)."""
+    _memory().pin(memory_id, pinned=not unpin, user_id=user, agent_id=agent)
+    _out().print(f"{'unpinned' if unpin else 'pinned'} {memory_id}")
+
+
+@app.command()
+def archive(memory_id: IdArg, user: UserOpt = None, agent: AgentOpt = None) -> None:
+    """Take a memory out of default search; it stays stored (`memstrata restore` brings it back)."""
+    _memory().archive(memory_id, user_id=user, agent_id=agent)
+    _out().print(f"archived {memory_id}")
+
+
+@app.command()
+def restore(memory_id: IdArg, user: UserOpt = None, agent: AgentOpt = None) -> None:
+    """Bring an archived (faded or expired) memory back to default search."""
+    _memory().restore(memory_id, user_id=user, agent_id=agent)
+    _out().print(f"restored {memory_id}")
+
+
 @app.command("delete-all")
 def delete_all(
     user: UserOpt = None,
