@@ -257,3 +257,24 @@ def test_organise_a_scope_of_only_experiences(memory: Memory):
                               user_id="u", session_id="s")
     report = memory.organise(user_id="u")[0]
     assert report.complete and report.steps["topics"]["created"] == 0
+
+
+def test_adjacent_turns_join_below_their_seed(memory: Memory):
+    turns = [
+        {"speaker": "Melanie", "content": "What did you look into after the support group meeting?"},
+        {"speaker": "Caroline", "content": "Adoption agencies near Boston, it has been a dream for years."},
+        {"speaker": "Melanie", "content": "I baked bread with the kids on Sunday afternoon."},
+    ]
+    ids = memory.add(turns, user_id="c", session_id="s1").ids
+    hits = memory.search("What did Caroline look into after the support group meeting?", user_id="c", limit=20)
+    by_id = {h.id: h for h in hits}
+    assert ids[0] in by_id
+    neighbour = by_id.get(ids[1])
+    assert neighbour is not None and neighbour.score <= max(h.score for h in hits)
+    adjacent_only = [h for h in hits if set(h.ranks) == {"adjacent"}]
+    for h in adjacent_only:  # brought in by adjacency alone: below the best hit
+        assert h.score < hits[0].score
+    assert any("adjacent" in h.ranks for h in hits)
+    plain = memory.search("What did Caroline look into after the support group meeting?", user_id="c", limit=20,
+                          recipe="no-adjacent")
+    assert not any("adjacent" in h.ranks for h in plain)

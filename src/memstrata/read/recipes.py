@@ -28,26 +28,33 @@ class Recipe:
     layers: tuple[int, ...] | None = None
     #: Score multiplier bonus for memories whose subject is a person the query names.
     subject_boost: float = 0.0
-    #: First-round results the graph walk starts from.
+    #: First-round results the graph walk and the adjacent-turn expansion start from.
     graph_seeds: int = 10
+    #: Share of a top hit's score its neighbouring turns (same session, one turn away) receive.
+    adjacent_share: float = 0.0
 
 
 _ALL = ("bm25", "dense", "time", "tree", "graph")
+_DEFAULT = ("bm25", "dense", "time")
+_LAYERS = (0, 1, 3)
+_ADJ = 0.5
 
 PRESETS: dict[str, Recipe] = {
     # The default, chosen by LoCoMo evidence recall per token (docs/benchmarks.md): lexical, dense
-    # and time-window retrieval over episodes, notes and profile facts, rescored by who the query
-    # is about. Topics, tree descent and the graph walk did not add recall per token offline.
-    "hybrid": Recipe("hybrid", ("bm25", "dense", "time"), subject_boost=0.5, layers=(0, 1, 3)),
+    # and time-window retrieval over episodes, notes and profile facts, rescored by who the query is
+    # about, with the turns next to the best hits given a share of their score (a reply often holds
+    # the answer). Topics, tree descent and the graph walk did not add recall per token offline.
+    "hybrid": Recipe("hybrid", _DEFAULT, subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
     # every retriever over every layer (topic summaries, tree descent, graph walk included)
-    "strata": Recipe("strata", _ALL, subject_boost=0.5),
-    # ablations of the default, one part off at a time
-    "no-time": Recipe("no-time", ("bm25", "dense"), subject_boost=0.5, layers=(0, 1, 3)),
-    "no-rescore": Recipe("no-rescore", ("bm25", "dense", "time"), layers=(0, 1, 3)),
-    "no-profile": Recipe("no-profile", ("bm25", "dense", "time"), subject_boost=0.5, layers=(0, 1)),
-    "plus-tree": Recipe("plus-tree", ("bm25", "dense", "time", "tree"), subject_boost=0.5, layers=(0, 1, 3)),
-    "plus-graph": Recipe("plus-graph", ("bm25", "dense", "time", "graph"), subject_boost=0.5, layers=(0, 1, 3)),
-    "plus-topics": Recipe("plus-topics", ("bm25", "dense", "time"), subject_boost=0.5),
+    "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ),
+    # ablations of the default, one part off (or on) at a time
+    "no-adjacent": Recipe("no-adjacent", _DEFAULT, subject_boost=0.5, layers=_LAYERS),
+    "no-time": Recipe("no-time", ("bm25", "dense"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
+    "no-rescore": Recipe("no-rescore", _DEFAULT, layers=_LAYERS, adjacent_share=_ADJ),
+    "no-profile": Recipe("no-profile", _DEFAULT, subject_boost=0.5, layers=(0, 1), adjacent_share=_ADJ),
+    "plus-tree": Recipe("plus-tree", (*_DEFAULT, "tree"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
+    "plus-graph": Recipe("plus-graph", (*_DEFAULT, "graph"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
+    "plus-topics": Recipe("plus-topics", _DEFAULT, subject_boost=0.5, adjacent_share=_ADJ),
     "bm25": Recipe("bm25", ("bm25",)),
     "dense": Recipe("dense", ("dense",)),
     # flat baselines: one unit per turn, no derived layers, no rescoring

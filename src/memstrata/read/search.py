@@ -89,6 +89,28 @@ def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe) -> list[Sear
     return sorted(hits, key=lambda h: -h.score)
 
 
+def _with_adjacent_turns(
+    store: Store, scope: Scope, fused: list[tuple[str, float, dict[str, int]]], recipe: Recipe
+) -> list[tuple[str, float, dict[str, int]]]:
+    """Bring in the turns next to the best hits: in a conversation the answer is often the reply
+    before or after the turn that matched. A turn found only as a neighbour scores a share of its
+    seed's score; one that scored higher on its own keeps its score. Adjacency never lifts a turn
+    above the hit it sits next to."""
+    seeds = fused[: recipe.graph_seeds]
+    records = {r.id: r for r in store.get([i for i, _, _ in seeds], scope)}
+    scores = {i: (s, ranks) for i, s, ranks in fused}
+    for rank, (i, score, _) in enumerate(seeds, start=1):
+        rec = records.get(i)
+        if rec is None:
+            continue
+        turns = [i] if rec.layer_value == 0 else list(rec.sources)
+        for neighbour in store.adjacent(turns, scope):
+            old, ranks = scores.get(neighbour, (0.0, {}))
+            if recipe.adjacent_share * score > old:
+                scores[neighbour] = (recipe.adjacent_share * score, {**ranks, "adjacent": rank})
+    return sorted(((i, s, r) for i, (s, r) in scores.items()), key=lambda x: -x[1])
+
+
 def retrieve(
     store: Store,
     embedder: Embedder,
@@ -118,6 +140,8 @@ def retrieve(
         first = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
         rankings["graph"] = graph_walk(store, [i for i, _, _ in first[: recipe.graph_seeds]], scope, depth)
     fused = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
+    if recipe.adjacent_share and fused:
+        fused = _with_adjacent_turns(store, scope, fused, recipe)
     # Only candidates that can still reach the top `limit` after rescoring (a boost multiplies by at
     # most 1 + subject_boost) are fetched.
     floor = fused[min(len(fused), limit) - 1][1] / (1.0 + recipe.subject_boost) if fused else 0.0

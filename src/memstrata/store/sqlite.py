@@ -675,6 +675,24 @@ class SQLiteStore(LifecycleMixin):
             )
         return out
 
+    def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> list[str]:
+        """Episodes next to the given episodes in their session (within `width` turns), nearest first."""
+        if not ids:
+            return []
+        where, params = _scope_where(scope, "n")
+        out: dict[str, None] = {}
+        for chunk in _chunks(list(ids), 200):
+            rows = self._read(
+                "SELECT n.id, abs(n.rid - e.rid) AS d FROM records e JOIN records n "
+                "ON n.session_id = e.session_id AND n.layer = 0 AND n.rid != e.rid "
+                "AND n.rid BETWEEN e.rid - ? AND e.rid + ? AND n.user_id IS e.user_id AND n.agent_id IS e.agent_id "
+                f"WHERE e.id IN ({','.join('?' * len(chunk))}) AND e.layer = 0 AND {where} ORDER BY d",
+                [width, width, *chunk, *params],
+            )
+            for i, _ in rows:
+                out.setdefault(i, None)
+        return list(out)
+
     def scopes(self) -> list[Scope]:
         rows = self._read("SELECT DISTINCT user_id, agent_id FROM records ORDER BY user_id, agent_id")
         return [Scope(user_id=u, agent_id=a) for u, a in rows]
