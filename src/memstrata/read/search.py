@@ -90,14 +90,18 @@ def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe) -> list[Sear
 
 
 def _with_adjacent_turns(
-    store: Store, scope: Scope, fused: list[tuple[str, float, dict[str, int]]], recipe: Recipe
+    store: Store,
+    scope: Scope,
+    fused: list[tuple[str, float, dict[str, int]]],
+    recipe: Recipe,
+    records: dict[str, Record],
 ) -> list[tuple[str, float, dict[str, int]]]:
     """Bring in the turns next to the best hits: in a conversation the answer is often the reply
     before or after the turn that matched. A turn found only as a neighbour scores a share of its
     seed's score; one that scored higher on its own keeps its score. Adjacency never lifts a turn
     above the hit it sits next to."""
     seeds = fused[: recipe.graph_seeds]
-    records = {r.id: r for r in store.get([i for i, _, _ in seeds], scope)}
+    records.update((r.id, r) for r in store.get([i for i, _, _ in seeds], scope))  # kept for the caller
     scores = {i: (s, ranks) for i, s, ranks in fused}
     for rank, (i, score, _) in enumerate(seeds, start=1):
         rec = records.get(i)
@@ -140,13 +144,15 @@ def retrieve(
         first = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
         rankings["graph"] = graph_walk(store, [i for i, _, _ in first[: recipe.graph_seeds]], scope, depth)
     fused = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
+    fetched: dict[str, Record] = {}  # records already read, so none is read twice
     if recipe.adjacent_share and fused:
-        fused = _with_adjacent_turns(store, scope, fused, recipe)
+        fused = _with_adjacent_turns(store, scope, fused, recipe, fetched)
     # Only candidates that can still reach the top `limit` after rescoring (a boost multiplies by at
     # most 1 + subject_boost) are fetched.
     floor = fused[min(len(fused), limit) - 1][1] / (1.0 + recipe.subject_boost) if fused else 0.0
     pool = [f for f in fused if f[1] >= floor]
-    records = {r.id: r for r in store.get([i for i, _, _ in pool], scope)}
+    records = dict(fetched)
+    records.update((r.id, r) for r in store.get([i for i, _, _ in pool if i not in fetched], scope))
     kept = [(records[i], s, ranks) for i, s, ranks in pool if i in records and matches(records[i], filters)]
     prov = provenance_map(store, [r for r, _, _ in kept], scope)
     hits = [SearchHit(record=r, score=s, ranks=ranks, provenance=prov.get(r.id, [])) for r, s, ranks in kept]
