@@ -278,3 +278,36 @@ def test_adjacent_turns_join_below_their_seed(memory: Memory):
     plain = memory.search("What did Caroline look into after the support group meeting?", user_id="c", limit=20,
                           recipe="no-adjacent")
     assert not any("adjacent" in h.ranks for h in plain)
+
+
+def test_lexical_terms_leave_out_the_participants_a_query_names():
+    from memstrata.read.query import analyse
+
+    plan = analyse("What does Caroline think of Melanie's pottery?", ["Caroline", "Melanie"])
+    assert plan.persons == ["Caroline", "Melanie"]
+    assert "caroline" in plan.terms and "pottery" in plan.terms
+    assert plan.topic_terms() == ["think", "pottery"]
+    # a query of nothing but a name keeps it: something must be matched
+    assert analyse("Caroline?", ["Caroline"]).topic_terms() == ["caroline"]
+    # a name that is not a participant is a topic like any other
+    assert "gina" in analyse("Who is Gina?", ["Caroline"]).topic_terms()
+
+
+def test_participant_names_only_rescore_and_questions_rank_below_statements(memory: Memory):
+    turns = [
+        {"speaker": "Caroline", "content": "Melanie, what kind of pottery do you like to make these days?"},
+        {"speaker": "Melanie", "content": "I make big blue pottery bowls in my Tuesday class."},
+        {"speaker": "Caroline", "content": "Caroline says Caroline loves Caroline's garden, Melanie, Melanie!"},
+    ]
+    ids = memory.add(turns, user_id="c", session_id="s1").ids
+    query = "What pottery does Melanie make?"
+    notes = [h for h in memory.search(query, user_id="c", limit=20, layers=[1])]
+    statement = next(h for h in notes if h.provenance == [ids[1]])
+    question = next(h for h in notes if h.provenance == [ids[0]])
+    assert statement.score > question.score
+    assert "bm25" not in next((h.ranks for h in notes if h.provenance == [ids[2]]), {})  # "Melanie" alone matches nothing
+    plain = memory.search(query, user_id="c", limit=20, layers=[1], recipe="match-names")
+    assert "bm25" in next(h.ranks for h in plain if h.provenance == [ids[2]])
+    unweighted = {h.id: h.score for h in memory.search(query, user_id="c", limit=20, layers=[1],
+                                                       recipe="no-question-weight")}
+    assert question.score < unweighted[question.id]

@@ -19,8 +19,10 @@ STOPWORDS = frozenset(
     nor not now of off on once only or other our ours ourselves out over own same she should so some such than
     that the their theirs them themselves then there these they this those through to too under until up very
     was we were what when where which while who whom why will with would you your yours yourself yourselves
-    did does doing done get got ever also s t don't didn't i'm it's""".split()
+    did does doing done get got ever also s t don't didn't i'm it's
+    likely probably might""".split()
 )
+# (The last three frame a question, "Would Ana likely ...?"; they name nothing a memory says.)
 
 
 def lexical_terms(query: str, max_terms: int = 64) -> list[str]:
@@ -47,6 +49,16 @@ class QueryPlan:
     persons: list[str]
     #: The days the query asks about, if it names a time.
     window: tuple[date, date] | None
+
+    def topic_terms(self) -> list[str]:
+        """`terms` without the participants' names, unless nothing else is left.
+
+        In a scope where nearly every memory is about its participants (and notes spell their names
+        out where the turn said "I" or "you"), a participant's name matches almost everything and
+        favours the notes that repeat it; who the query is about is left to rescoring instead.
+        """
+        names = {w for p in self.persons for w in lexical_terms(p)}
+        return [t for t in self.terms if t not in names] or self.terms
 
 
 def analyse(query: str, participants: Sequence[str], reference: datetime | None = None) -> QueryPlan:

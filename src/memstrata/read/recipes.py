@@ -5,7 +5,7 @@ A new strategy is a new `Recipe`, not a new code path; benchmarks sweep recipes 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidInput
 
@@ -32,36 +32,54 @@ class Recipe:
     graph_seeds: int = 10
     #: Share of a top hit's score its neighbouring turns (same session, one turn away) receive.
     adjacent_share: float = 0.0
+    #: Score multiplier for notes that ask rather than state ("What did Ana think of it?").
+    question_weight: float = 1.0
+    #: Whether lexical retrieval matches the names of participants the query names (see
+    #: `QueryPlan.topic_terms`); off, who the query is about only rescores.
+    match_names: bool = True
 
 
 _ALL = ("bm25", "dense", "time", "tree", "graph")
 _DEFAULT = ("bm25", "dense", "time")
 _LAYERS = (0, 1, 3)
 _ADJ = 0.5
+_QW = 0.5
 
 PRESETS: dict[str, Recipe] = {
     # The default, chosen by LoCoMo evidence recall per token (docs/benchmarks.md): lexical, dense
     # and time-window retrieval over episodes, notes and profile facts, rescored by who the query is
     # about, with the turns next to the best hits given a share of their score (a reply often holds
-    # the answer). Topics, tree descent and the graph walk did not add recall per token offline.
-    "hybrid": Recipe("hybrid", _DEFAULT, subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
+    # the answer). Lexical matching leaves out the names of the participants the query names (they
+    # match nearly every memory of the scope), and notes that only ask a question rank below those
+    # that state something. Topics, tree descent and the graph walk did not add recall per token
+    # offline.
+    "hybrid": Recipe("hybrid", _DEFAULT, subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ,
+                     question_weight=_QW, match_names=False),
     # every retriever over every layer (topic summaries, tree descent, graph walk included)
-    "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ),
-    # ablations of the default, one part off (or on) at a time
-    "no-adjacent": Recipe("no-adjacent", _DEFAULT, subject_boost=0.5, layers=_LAYERS),
-    "no-time": Recipe("no-time", ("bm25", "dense"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
-    "no-rescore": Recipe("no-rescore", _DEFAULT, layers=_LAYERS, adjacent_share=_ADJ),
-    "no-profile": Recipe("no-profile", _DEFAULT, subject_boost=0.5, layers=(0, 1), adjacent_share=_ADJ),
-    "plus-tree": Recipe("plus-tree", (*_DEFAULT, "tree"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
-    "plus-graph": Recipe("plus-graph", (*_DEFAULT, "graph"), subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ),
-    "plus-topics": Recipe("plus-topics", _DEFAULT, subject_boost=0.5, adjacent_share=_ADJ),
+    "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ, question_weight=_QW, match_names=False),
+}
+# ablations of the default, one part off (or on) at a time
+_ABLATIONS = {
+    "no-adjacent": {"adjacent_share": 0.0},
+    "no-time": {"retrievers": ("bm25", "dense")},
+    "no-rescore": {"subject_boost": 0.0},
+    "no-profile": {"layers": (0, 1)},
+    "no-question-weight": {"question_weight": 1.0},
+    "match-names": {"match_names": True},
+    "plus-tree": {"retrievers": (*_DEFAULT, "tree")},
+    "plus-graph": {"retrievers": (*_DEFAULT, "graph")},
+    "plus-topics": {"layers": None},
+}
+for _name, _change in _ABLATIONS.items():
+    PRESETS[_name] = replace(PRESETS["hybrid"], name=_name, **_change)
+PRESETS.update({
     "bm25": Recipe("bm25", ("bm25",)),
     "dense": Recipe("dense", ("dense",)),
     # flat baselines: one unit per turn, no derived layers, no rescoring
     "bm25-turns": Recipe("bm25-turns", ("bm25",), layers=(0,)),
     "dense-turns": Recipe("dense-turns", ("dense",), layers=(0,)),
     "hybrid-turns": Recipe("hybrid-turns", ("bm25", "dense"), layers=(0,)),
-}
+})
 
 
 def get_recipe(recipe: str | Recipe | None, default: str = "hybrid") -> Recipe:

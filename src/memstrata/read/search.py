@@ -81,11 +81,13 @@ def _layer_filters(filters: SearchFilters, recipe: Recipe) -> SearchFilters:
 
 
 def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe) -> list[SearchHit]:
-    """Adjust fused scores with what the query says (who it is about), best first."""
-    if recipe.subject_boost and plan.persons:
-        for hit in hits:
-            if subject_of(hit.record) in plan.persons:
-                hit.score *= 1.0 + recipe.subject_boost
+    """Adjust fused scores with what the query says (who it is about) and what each memory is (a
+    note that only asks a question states nothing), best first."""
+    for hit in hits:
+        if recipe.subject_boost and plan.persons and subject_of(hit.record) in plan.persons:
+            hit.score *= 1.0 + recipe.subject_boost
+        if hit.record.layer_value == 1 and hit.record.kind == "question":
+            hit.score *= recipe.question_weight
     return sorted(hits, key=lambda h: -h.score)
 
 
@@ -132,7 +134,8 @@ def retrieve(
     uses = set(recipe.retrievers)
     rankings: dict[str, list[str]] = {}
     if "bm25" in uses:
-        rankings["bm25"] = [i for i, _ in store.lexical_search(plan.terms, scope, filters, depth)]
+        terms = plan.terms if recipe.match_names else plan.topic_terms()
+        rankings["bm25"] = [i for i, _ in store.lexical_search(terms, scope, filters, depth)]
     vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time"} else None
     if "dense" in uses:
         rankings["dense"] = [i for i, _ in store.vector_search(vector, embedder.name, scope, filters, depth)]
@@ -147,9 +150,14 @@ def retrieve(
     fetched: dict[str, Record] = {}  # records already read, so none is read twice
     if recipe.adjacent_share and fused:
         fused = _with_adjacent_turns(store, scope, fused, recipe, fetched)
-    # Only candidates that can still reach the top `limit` after rescoring (a boost multiplies by at
-    # most 1 + subject_boost) are fetched.
-    floor = fused[min(len(fused), limit) - 1][1] / (1.0 + recipe.subject_boost) if fused else 0.0
+    # Only candidates that can still reach the top `limit` after rescoring are fetched: a boost
+    # multiplies a score by at most 1 + subject_boost, and the question weight can lower the
+    # `limit`-th score by at most question_weight.
+    if fused:
+        lowest = min(1.0, recipe.question_weight)
+        floor = fused[min(len(fused), limit) - 1][1] * lowest / (1.0 + recipe.subject_boost)
+    else:
+        floor = 0.0
     pool = [f for f in fused if f[1] >= floor]
     records = dict(fetched)
     records.update((r.id, r) for r in store.get([i for i, _, _ in pool if i not in fetched], scope))
