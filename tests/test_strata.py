@@ -311,3 +311,18 @@ def test_participant_names_only_rescore_and_questions_rank_below_statements(memo
     unweighted = {h.id: h.score for h in memory.search(query, user_id="c", limit=20, layers=[1],
                                                        recipe="no-question-weight")}
     assert question.score < unweighted[question.id]
+
+
+def test_pronoun_resolution_keeps_the_verb_in_agreement():
+    assert resolve_persons("I really love it and I try hard.", "Ana", "Ben") == "Ana really loves it and Ana tries hard."
+    assert resolve_persons("I do yoga, I went out and I miss you.", "Ana", "Ben") == (
+        "Ana does yoga, Ana went out and Ana misses Ben.")
+    assert resolve_persons("Can I help? Did I say that?", "Ana", "Ben") == "Can Ana help? Did Ana say that?"
+    assert resolve_persons("i love it, i'm sure, i.e. yes", "Ana", "Ben") == "Ana loves it, Ana is sure, i.e. yes"
+
+
+def test_a_shared_photo_is_a_statement_of_its_own():
+    from memstrata.write.extract import split_sentences
+
+    assert split_sentences("We made a bowl. It is blue and shiny! [shares a photo: a clay bowl]") == [
+        "We made a bowl.", "It is blue and shiny!", "[shares a photo: a clay bowl]"]

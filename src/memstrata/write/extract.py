@@ -16,7 +16,7 @@ from ..model import Episode
 from ..text.timeexpr import annotate_times
 from .slots import slot_of
 
-_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\[|[\"'(]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
 
 _FUNCTION_WORDS = frozenset(
@@ -87,12 +87,13 @@ def _person_rules(speaker: str, listener: str | None) -> list[tuple[re.Pattern[s
     def add(pattern: str, repl: str, flags: int = 0) -> None:
         rules.append((re.compile(pattern, flags), repl))
 
-    add(r"\bI'm\b|\bI am\b", f"{s} is")
-    add(r"\bI've\b|\bI have\b", f"{s} has")
-    add(r"\bI'd\b", f"{s} would")
-    add(r"\bI'll\b", f"{s} will")
-    add(r"\bI was\b", f"{s} was")
-    add(r"\bI\b", s)
+    # chat writes "i" as often as "I"
+    add(r"\b[Ii]['’]m\b|\b[Ii] am\b", f"{s} is")
+    add(r"\b[Ii]['’]ve\b|\b[Ii] have\b", f"{s} has")
+    add(r"\b[Ii]['’]d\b", f"{s} would")
+    add(r"\b[Ii]['’]ll\b", f"{s} will")
+    add(r"\b[Ii] was\b", f"{s} was")
+    add(r"\bI\b|(?<![\w.])i(?![\w.])", s)
     add(r"\b[Mm]y\b", f"{s}'s")
     add(r"\b[Mm]ine\b", f"{s}'s")
     add(r"\b[Mm]yself\b", s)
@@ -110,11 +111,43 @@ def _person_rules(speaker: str, listener: str | None) -> list[tuple[re.Pattern[s
     return rules
 
 
+#: Adverbs that may stand between "I" and its verb ("I really love ...").
+_ADVERBS = "really|also|still|just|always|never|often|usually|sometimes|totally|definitely|actually|truly|even|only"
+_I_VERB = re.compile(
+    rf"(\b(?i:do|did|can|could|will|would|should|shall|may|might|must)\s+)?(?<![\w.])[Ii]((?:\s+(?:{_ADVERBS}))*)\s+([a-z]+)\b"
+)
+#: Present-tense verbs that follow "I" and change with a third-person subject ("I love" -> "Ana loves").
+_PRESENT_VERBS = frozenset(
+    """admire adore agree appreciate believe bet care collect come cook dance do draw dream enjoy feel find
+    fix get give go guess hate hear help hike hope know learn like listen live look love make mean meet mentor
+    miss need own paint play plan practice prefer read remember run say see sing study support swim take teach
+    think train travel try understand use volunteer walk want watch wish wonder work worry write""".split()
+)
+
+
+def _third_person(verb: str) -> str:
+    if verb in ("do", "go"):
+        return verb + "es"
+    if verb.endswith(("s", "sh", "ch", "x", "z")):
+        return verb + "es"
+    if verb.endswith("y") and verb[-2:-1] not in ("a", "e", "o", "u"):
+        return verb[:-1] + "ies"
+    return verb + "s"
+
+
+def _agree(match: re.Match[str]) -> str:
+    auxiliary, adverbs, verb = match.group(1), match.group(2), match.group(3)
+    if auxiliary or verb not in _PRESENT_VERBS:  # "Can I help?": the auxiliary carries the tense
+        return match.group(0)
+    return f"{match.group(0)[: match.start(3) - match.start(0)]}{_third_person(verb)}"
+
+
 def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
-    """Replace I/me/my (and you/your, when the listener is known) with names."""
+    """Replace I/me/my (and you/your, when the listener is known) with names; the verb after "I"
+    agrees with its new third-person subject ("I really love it" -> "Ana really loves it")."""
     if not speaker:
         return sentence
-    out = sentence
+    out = _I_VERB.sub(_agree, sentence)
     for pattern, repl in _person_rules(speaker, listener):
         out = pattern.sub(repl, out)
     return out
