@@ -230,6 +230,31 @@ def test_opening_bad_files(tmp_path):
         SQLiteStore(newer)
 
 
+def test_an_older_schema_is_migrated_in_place(tmp_path, embedder):
+    """A version-1 file (no session index) opens as the current version with its records intact."""
+    from memstrata.store.sqlite_schema import CURRENT_VERSION
+
+    path = tmp_path / "v1.db"
+    s = SQLiteStore(path)
+    turns = put(s, embedder, [episode(f"turn {i} about sailing", session="s", day=i) for i in range(3)])
+    s.close()
+    conn = sqlite3.connect(path)
+    conn.execute("DROP INDEX records_by_session")
+    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    conn.commit()
+    conn.close()
+    s = SQLiteStore(path)
+    try:
+        conn = sqlite3.connect(path)
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == str(CURRENT_VERSION)
+        assert conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'records_by_session'").fetchone()
+        conn.close()
+        assert [r.id for r in s.get([t.id for t in turns], ANA)] == [t.id for t in turns]
+        assert s.adjacent([turns[1].id], ANA) == {turns[1].id: [turns[0].id, turns[2].id]}
+    finally:
+        s.close()
+
+
 def test_truncated_database_is_reported(tmp_path, embedder):
     path = tmp_path / "cut.db"
     s = SQLiteStore(path)

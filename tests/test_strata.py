@@ -13,7 +13,7 @@ from memstrata import Memory, Settings
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
-from memstrata.model import Episode
+from memstrata.model import Episode, Scope
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.write.extract import RuleExtractor, resolve_persons
 from memstrata.write.llm_extract import LLMExtractor
@@ -326,3 +326,21 @@ def test_a_shared_photo_is_a_statement_of_its_own():
 
     assert split_sentences("We made a bowl. It is blue and shiny! [shares a photo: a clay bowl]") == [
         "We made a bowl.", "It is blue and shiny!", "[shares a photo: a clay bowl]"]
+
+
+def test_adjacent_turns_follow_the_session_order_not_the_insert_order(memory: Memory):
+    """One turn per add interleaves each turn's notes with the turns; neighbours are still the turns
+    before and after in the session, and another session's turns never are."""
+    said = ["I adopted a grey cat named Pixel last spring.", "Pixel sleeps on my keyboard every single day.",
+            "My sister Marta visits us in Lisbon next month.", "We will cook bacalhau together for the family."]
+    ids = [memory.add({"speaker": "Ana", "content": text}, user_id="a", session_id="s1").ids[0] for text in said]
+    other = memory.add({"speaker": "Ana", "content": "Rain again over the old harbour today."}, user_id="a",
+                       session_id="s2").ids[0]
+    assert len(memory.list(user_id="a", layers=[1]).items) >= 4  # notes sit between the turns
+    near = memory.store.adjacent([ids[1], ids[3], other], Scope(user_id="a"), width=1)
+    assert set(near[ids[1]]) == {ids[0], ids[2]}
+    assert near[ids[3]] == [ids[2]]
+    assert near[other] == []
+    wide = memory.store.adjacent([ids[0]], Scope(user_id="a"), width=2)[ids[0]]
+    assert wide == [ids[1], ids[2]]
+    assert memory.store.adjacent([ids[0]], Scope(user_id="b")) == {}  # another user's turns are not theirs

@@ -104,16 +104,15 @@ def _with_adjacent_turns(
     above the hit it sits next to."""
     seeds = fused[: recipe.graph_seeds]
     records.update((r.id, r) for r in store.get([i for i, _, _ in seeds], scope))  # kept for the caller
+    turns_of = {i: ([i] if records[i].layer_value == 0 else list(records[i].sources)) for i, _, _ in seeds if i in records}
+    neighbours = store.adjacent([t for turns in turns_of.values() for t in turns], scope)
     scores = {i: (s, ranks) for i, s, ranks in fused}
     for rank, (i, score, _) in enumerate(seeds, start=1):
-        rec = records.get(i)
-        if rec is None:
-            continue
-        turns = [i] if rec.layer_value == 0 else list(rec.sources)
-        for neighbour in store.adjacent(turns, scope):
-            old, ranks = scores.get(neighbour, (0.0, {}))
-            if recipe.adjacent_share * score > old:
-                scores[neighbour] = (recipe.adjacent_share * score, {**ranks, "adjacent": rank})
+        for turn in turns_of.get(i, ()):
+            for neighbour in neighbours.get(turn, ()):
+                old, ranks = scores.get(neighbour, (0.0, {}))
+                if recipe.adjacent_share * score > old:
+                    scores[neighbour] = (recipe.adjacent_share * score, {**ranks, "adjacent": rank})
     return sorted(((i, s, r) for i, (s, r) in scores.items()), key=lambda x: -x[1])
 
 

@@ -100,8 +100,9 @@ class Store(Protocol):
     ) -> list[tuple[str, str, str, float]]:
         """Links leaving `ids` to records in `scope`: (src id, dst id, kind, weight)."""
 
-    def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> list[str]:
-        """Episodes next to the given episodes in their session (within `width` turns), nearest first."""
+    def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> dict[str, list[str]]:
+        """For each given episode, the episodes next to it in its session (up to `width` turns on
+        each side, in event-time order), nearest first."""
 
     def scopes(self) -> list[Scope]:
         """Every (user_id, agent_id) pair that has records."""

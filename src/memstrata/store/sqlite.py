@@ -9,6 +9,7 @@ import threading
 import time
 from contextlib import contextmanager
 from datetime import datetime
+from itertools import zip_longest
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 
@@ -675,23 +676,30 @@ class SQLiteStore(LifecycleMixin):
             )
         return out
 
-    def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> list[str]:
-        """Episodes next to the given episodes in their session (within `width` turns), nearest first."""
-        if not ids:
-            return []
-        where, params = _scope_where(scope, "n")
-        out: dict[str, None] = {}
-        for chunk in _chunks(list(ids), 200):
-            rows = self._read(
-                "SELECT n.id, abs(n.rid - e.rid) AS d FROM records e JOIN records n "
-                "ON n.session_id = e.session_id AND n.layer = 0 AND n.rid != e.rid "
-                "AND n.rid BETWEEN e.rid - ? AND e.rid + ? AND n.user_id IS e.user_id AND n.agent_id IS e.agent_id "
-                f"WHERE e.id IN ({','.join('?' * len(chunk))}) AND e.layer = 0 AND {where} ORDER BY d",
-                [width, width, *chunk, *params],
+    def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> dict[str, list[str]]:
+        """For each given episode, the episodes next to it in its session (up to `width` turns before
+        and after, in event-time order), nearest first. Ids that are not episodes of the scope map
+        to nothing."""
+        where, params = _scope_where(scope, "e")
+        out: dict[str, list[str]] = {}
+        for chunk in _chunks(list(dict.fromkeys(ids)), 200):
+            seeds = self._read(
+                f"SELECT e.id, e.session_id, e.event_time, e.rid FROM records e "
+                f"WHERE e.id IN ({','.join('?' * len(chunk))}) AND e.layer = 0 AND e.session_id IS NOT NULL AND {where}",
+                [*chunk, *params],
             )
-            for i, _ in rows:
-                out.setdefault(i, None)
-        return list(out)
+            for seed, session, at, rid in seeds:
+                side = (
+                    "SELECT e.id FROM records e WHERE e.session_id = ? AND e.layer = 0 AND {cmp} AND "
+                    + where + " ORDER BY e.event_time {order}, e.rid {order} LIMIT ?"
+                )
+                before = self._read(side.format(cmp="(e.event_time, e.rid) < (?, ?)", order="DESC"),
+                                    [session, at, rid, *params, width])
+                after = self._read(side.format(cmp="(e.event_time, e.rid) > (?, ?)", order="ASC"),
+                                   [session, at, rid, *params, width])
+                nearest = [x for pair in zip_longest(before, after) for x in pair if x is not None]
+                out[seed] = [i for (i,) in nearest]
+        return out
 
     def scopes(self) -> list[Scope]:
         rows = self._read("SELECT DISTINCT user_id, agent_id FROM records ORDER BY user_id, agent_id")

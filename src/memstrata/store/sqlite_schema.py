@@ -119,6 +119,10 @@ MIGRATIONS: list[str] = [
         version   INTEGER NOT NULL
     ) WITHOUT ROWID;
     """,
+    # v2: a session's turns in the order they happened (the read path's adjacent-turn expansion).
+    """
+    CREATE INDEX records_by_session ON records(session_id, layer, event_time, rid) WHERE session_id IS NOT NULL;
+    """,
 ]
 
 CURRENT_VERSION = len(MIGRATIONS)
