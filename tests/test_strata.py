@@ -105,8 +105,19 @@ def test_contradiction_supersedes_and_keeps_history(memory: Memory):
     # told late about an older home: it goes straight into history
     memory.add("I live in Madrid.", user_id="ana", timestamp="2023-01-01")
     madrid = next(n for n in memory.list(user_id="ana", layers=[1]).items if "Madrid" in n.content)
-    assert madrid.status == "superseded"
+    assert madrid.status == "superseded" and madrid.valid_to == lisbon.valid_from
     assert next(n for n in memory.list(user_id="ana", layers=[1]).items if "Berlin" in n.content).status == "active"
+    # told late about a home between Porto and Berlin: it ends where Berlin begins, and Porto ends where it begins
+    memory.add("I live in Vienna.", user_id="ana", timestamp="2024-09-01")
+    notes = {n.content: n for n in memory.list(user_id="ana", layers=[1]).items}
+    vienna, porto2 = (next(n for c, n in notes.items() if city in c) for city in ("Vienna", "Porto"))
+    assert vienna.status == "superseded" and vienna.valid_to == berlin.valid_from
+    assert porto2.valid_to == vienna.valid_from
+    assert [e.event for e in memory.history(porto.id, user_id="ana")] == ["created", "superseded", "superseded"]
+    for day, city in [("2023-06-01", "Madrid"), ("2024-03-01", "Lisbon"), ("2024-07-01", "Porto"),
+                      ("2024-10-01", "Vienna"), ("2025-06-01", "Berlin")]:
+        valid = [h.record.content for h in memory.search("where does ana live?", user_id="ana", layers=[1], as_of=day)]
+        assert len(valid) == 1 and city in valid[0], (day, valid)
 
 
 def test_organise_builds_strata_idempotently_and_every_line_traces_to_an_episode(locomo_path, embedder, tmp_path):

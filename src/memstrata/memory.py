@@ -43,7 +43,7 @@ from .timeutil import TimeLike, now, to_datetime
 from .write.experience import build_experience, check_steps, experience_hit
 from .write.extract import Extractor, RuleExtractor, default_name
 from .write.rederive import rederive_notes
-from .write.resolve import Current, Resolution, note_key, resolve
+from .write.resolve import Resolution, note_key, resolve
 
 #: What `add` accepts: one text, one message dict, or a list of message dicts / texts.
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
@@ -188,9 +188,8 @@ class Memory:
                 known.append(name)
         drafts = self._extractor.extract(episodes, known)
         existing = self.store.find_by_keys(scope, [note_key(d.content) for d in drafts])
-        holders = self.store.find_by_slots(scope, [d.slot for d in drafts if d.slot])
-        current = {slot: Current(i, t) for slot, (i, t) in holders.items()}
-        return resolve(drafts, scope, existing, stamp, current)
+        timelines = self.store.slot_timelines(scope, [d.slot for d in drafts if d.slot])
+        return resolve(drafts, scope, existing, stamp, timelines)
 
     def update(
         self,

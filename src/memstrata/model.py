@@ -241,6 +241,15 @@ def valid_at(record: "Record", at: datetime) -> bool:
     return at < record.valid_to
 
 
+class SlotState(BaseModel):
+    """One state of a slot ("ana|lives_in"): the note that held it and when (resolution's view)."""
+
+    id: str
+    valid_from: datetime
+    valid_to: datetime | None = None
+    active: bool = True
+
+
 class HistoryEvent(BaseModel):
     """One change to a record: created, updated, superseded, merged, archived, restored."""
 

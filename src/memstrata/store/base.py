@@ -11,7 +11,7 @@ from typing import Any, Iterable, Mapping, Protocol, Sequence
 
 import numpy as np
 
-from ..model import HistoryEvent, Page, Record, Scope, SearchFilters
+from ..model import HistoryEvent, Page, Record, Scope, SearchFilters, SlotState
 
 #: (record id, score) pairs, best first.
 Scored = list[tuple[str, float]]
@@ -36,8 +36,8 @@ class Store(Protocol):
         A derived record whose `dedup_key` an active record of the same owner already has (another writer
         got there first) is merged into it instead of inserted; returns {new id: existing id} for those."""
 
-    def find_by_slots(self, scope: Scope, slots: Sequence[str]) -> dict[str, tuple[str, datetime]]:
-        """The active record holding each slot in the scope's user/agent: slot -> (id, valid_from)."""
+    def slot_timelines(self, scope: Scope, slots: Sequence[str]) -> dict[str, list[SlotState]]:
+        """Each slot's states in the scope's user/agent (active and superseded records), oldest first."""
 
     def find_by_keys(self, scope: Scope, keys: Sequence[str]) -> dict[str, str]:
         """Active records of the scope's user/agent whose dedup_key is in `keys`: key -> id."""

@@ -16,7 +16,9 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence, TypeVar
 import numpy as np
 
 from ..errors import InvalidInput, NotFound, SchemaTooNew, StoreCorrupt, StoreError
-from ..model import RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, embedding_text, text_hash
+from ..model import (
+    RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, SlotState, embedding_text, text_hash,
+)
 from ..timeutil import now, to_datetime
 from .exact import STATUS_CODES, MatrixCache, ScopeMatrix
 from .sqlite_lifecycle import LifecycleMixin
@@ -270,10 +272,11 @@ class SQLiteStore(LifecycleMixin):
             for record_id, new_sources in (merges or {}).items():
                 touched.append(self._add_sources(conn, record_id, new_sources, stamp, actor))
             for record_id, (valid_to, by) in (supersede or {}).items():
+                # closes an active record, or ends a closed one earlier (a state told late fits in between)
                 row = conn.execute(
                     "UPDATE records SET status = 'superseded', valid_to = ?, updated_at = ? WHERE id = ? "
-                    "AND status = 'active' RETURNING user_id, agent_id",
-                    (valid_to.timestamp(), stamp, record_id),
+                    "AND (status = 'active' OR (status = 'superseded' AND valid_to > ?)) RETURNING user_id, agent_id",
+                    (valid_to.timestamp(), stamp, record_id, valid_to.timestamp()),
                 ).fetchone()
                 if row is not None:
                     touched.append(row)
@@ -316,19 +319,22 @@ class SQLiteStore(LifecycleMixin):
                 out.setdefault(key, rid_id)
         return out
 
-    def find_by_slots(self, scope: Scope, slots: Sequence[str]) -> dict[str, tuple[str, datetime]]:
+    def slot_timelines(self, scope: Scope, slots: Sequence[str]) -> dict[str, list[SlotState]]:
         if not slots:
             return {}
         where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
-        out: dict[str, tuple[str, datetime]] = {}
+        out: dict[str, list[SlotState]] = {}
         for chunk in _chunks(list(dict.fromkeys(slots)), 500):
-            for slot, rid_id, valid_from in self._read(
-                f"SELECT r.slot, r.id, coalesce(r.valid_from, r.event_time) FROM records r "
-                f"WHERE r.slot IN ({','.join('?' * len(chunk))}) AND r.status = 'active' AND {where} "
-                "ORDER BY coalesce(r.valid_from, r.event_time)",
+            for slot, rid_id, valid_from, valid_to, status in self._read(
+                f"SELECT r.slot, r.id, coalesce(r.valid_from, r.event_time), r.valid_to, r.status FROM records r "
+                f"WHERE r.slot IN ({','.join('?' * len(chunk))}) AND r.status IN ('active', 'superseded') AND {where} "
+                "ORDER BY coalesce(r.valid_from, r.event_time), r.rid",
                 [*chunk, *params],
             ):
-                out[slot] = (rid_id, to_datetime(valid_from))  # the latest wins
+                out.setdefault(slot, []).append(SlotState(
+                    id=rid_id, valid_from=to_datetime(valid_from),
+                    valid_to=to_datetime(valid_to) if valid_to is not None else None, active=status == "active",
+                ))
         return out
 
     def speakers(self, scope: Scope, limit: int = 50) -> list[str]:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Mapping, Sequence
 
 from ..ids import new_id
-from ..model import Note, Scope, text_hash
+from ..model import Note, Scope, SlotState, text_hash
 from .extract import NoteDraft
 
 
@@ -32,30 +33,24 @@ class Resolution:
     supersede: dict[str, tuple[datetime, str]] = field(default_factory=dict)
 
 
-@dataclass
-class Current:
-    """The active note holding a slot."""
-
-    id: str
-    valid_from: datetime
-
-
 def resolve(
     drafts: Sequence[NoteDraft],
     scope: Scope,
     known: Mapping[str, str],
     stamp: datetime,
-    current: Mapping[str, Current] | None = None,
+    timelines: Mapping[str, Sequence[SlotState]] | None = None,
 ) -> Resolution:
     """Turn drafts into notes.
 
     A draft whose key is `known` (key -> note id) or repeats an earlier draft merges into it.
-    A draft with a slot that an active note holds (`current`: slot -> note) contradicts it:
-    whichever happened later is current, the other is closed (superseded, valid_to set).
+    A draft with a slot contradicts the slot's other states (`timelines`: slot -> its stored states,
+    oldest first). It holds the slot from its own time until the next state begins: the newest
+    state is current and the state before it closes where it starts; a state told late fits in
+    between, and the state it follows now ends where it begins.
     """
     out = Resolution()
     batch: dict[str, Note] = {}
-    holders: dict[str, Current] = dict(current or {})
+    states: dict[str, list[SlotState]] = {k: sorted(v, key=lambda x: x.valid_from) for k, v in (timelines or {}).items()}
     for d in drafts:
         key = note_key(d.content)
         if key in known:
@@ -85,18 +80,25 @@ def resolve(
             metadata=dict(d.metadata),
             slot=d.slot,
         )
-        holder = holders.get(d.slot) if d.slot else None
-        if holder is not None:
-            if note.event_time >= holder.valid_from:
-                _close(out, holder.id, note.event_time, note.id)
-                holders[d.slot] = Current(note.id, note.event_time)
-            else:  # told late about an older state: it is history from the start
-                note.status, note.valid_to = "superseded", holder.valid_from
-        elif d.slot:
-            holders[d.slot] = Current(note.id, note.event_time)
+        if d.slot:
+            _place(out, states.setdefault(d.slot, []), note)
         batch[key] = note
         out.notes.append(note)
     return out
+
+
+def _place(out: Resolution, timeline: list[SlotState], note: Note) -> None:
+    """Insert `note` into its slot's timeline, closing or shortening the state it follows."""
+    start = note.event_time
+    at = bisect_right([s.valid_from for s in timeline], start)
+    before = timeline[at - 1] if at > 0 else None
+    after = timeline[at] if at < len(timeline) else None
+    if after is not None:  # told late: a past state, over as soon as the next one began
+        note.status, note.valid_to = "superseded", after.valid_from
+    if before is not None and (before.valid_to is None or before.valid_to > start):
+        _close(out, before.id, start, note.id)
+        before.valid_to, before.active = start, False
+    timeline.insert(at, SlotState(id=note.id, valid_from=start, valid_to=note.valid_to, active=after is None))
 
 
 def _close(out: Resolution, note_id: str, at: datetime, by: str) -> None:
