@@ -355,3 +355,28 @@ def test_adjacent_turns_follow_the_session_order_not_the_insert_order(memory: Me
     wide = memory.store.adjacent([ids[0]], Scope(user_id="a"), width=2)[ids[0]]
     assert wide == [ids[1], ids[2]]
     assert memory.store.adjacent([ids[0]], Scope(user_id="b")) == {}  # another user's turns are not theirs
+
+
+def test_session_summaries_say_something_and_name_what_sets_them_apart(memory: Memory):
+    sessions = {
+        "s1": ["What did you think of the sailing trip to Cascais?", "I loved the sailing trip to Cascais with Marta.",
+               "I loved the sailing trip so much, sailing is great.", "I really loved that sailing trip to Cascais.",
+               "Loved the sailing trip to Cascais, Marta was great company.",
+               "The regatta in Cascais starts at nine on Sunday.",
+               "My sister Marta bought a new sailing boat called Gaivota."],
+        "s2": ["Are you still baking sourdough bread every weekend?", "I bake sourdough bread every Saturday morning.",
+               "The sourdough starter is called Bubbles and it is five years old.",
+               "My bakery course in Porto finishes in March."],
+    }
+    for session, turns in sessions.items():
+        memory.add([{"speaker": "Ana", "content": t} for t in turns], user_id="ana", session_id=session)
+    memory.organise(user_id="ana")
+    topics = [t for t in memory.list(user_id="ana", layers=[2]).items if t.kind == "session"]
+    assert len(topics) == 2
+    sailing = next(t for t in topics if "Cascais" in t.content)
+    label, body = sailing.content.split(": ", 1)
+    assert "sailing" in label and "sourdough" not in label  # words of this session, not of every session
+    assert "?" not in body  # a question says less than the statements beside it
+    shown = memory.store.get(sailing.sources, Scope(user_id="ana"))
+    assert len(shown) == 3 and len({n.content for n in shown}) == 3
+    assert sum("sailing trip" in n.content for n in shown) == 1  # near-repeats are not shown twice

@@ -1,9 +1,13 @@
 """L2 topics: session summaries and a two-level tree of topic clusters, built bottom-up from notes.
 
-Offline, summaries are extractive: the members closest to the topic's centroid,
-verbatim, so every line of a summary is a note that names its episodes. A
-topic's `sources` are the notes it shows; `member` links point to all of its
-children (notes, or topics one level down), which is what tree descent walks.
+Offline, summaries are extractive: a few member notes, verbatim, so every line
+of a summary is a note that names its episodes. They are chosen for being
+central to the topic, saying something (names, dates, content words; not a
+question) and differing from each other, and the label names the words that set
+the topic apart from the scope's others ("Session of 08 May 2023 (support group,
+adoption, counseling)"). A topic's `sources` are the notes it shows; `member`
+links point to all of its children (notes, or topics one level down), which is
+what tree descent walks.
 
 Idempotent: a topic's identity (`dedup_key`) is the hash of its kind and
 member ids; topics whose members changed are replaced, unchanged ones are left
@@ -12,7 +16,8 @@ alone, so a second run writes nothing.
 
 from __future__ import annotations
 
-from collections import defaultdict
+import math
+from collections import Counter, defaultdict
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +33,12 @@ TOPIC_CLUSTER_THRESHOLD = 0.5
 SUMMARY_NOTES = 3
 #: Fewest members a cluster needs to become a topic.
 MIN_MEMBERS = 3
+#: Distinctive words in a topic's label.
+LABEL_WORDS = 3
+#: How much similarity to an already chosen summary line costs a candidate (maximal marginal relevance).
+REDUNDANCY_PENALTY = 0.8
+#: Bumped when the way summaries are written changes, so organise rewrites them once.
+SUMMARY_VERSION = "2"
 
 
 def load_layer(ctx: OrganiseContext, layer: int, kind: str | None = None) -> tuple[list[Record], np.ndarray]:
@@ -72,6 +83,46 @@ def central(members: Sequence[int], matrix: np.ndarray, k: int) -> list[int]:
     return sorted(members[i] for i in order)
 
 
+def informativeness(note: Record, people: set[str]) -> float:
+    """How much a note says: content words and names beyond the people of the scope; a question says little."""
+    words = {k for k in note.keywords if k not in people}
+    named = [e for e in note.entities if e.lower() not in people]
+    score = math.log1p(len(words) + 2 * len(named))
+    return score * (0.3 if note.kind == "question" else 1.0)
+
+
+def summary_lines(members: Sequence[int], matrix: np.ndarray, notes: Sequence[Record], people: set[str], k: int) -> list[int]:
+    """Up to `k` members that are central, informative and unlike each other, in their original order."""
+    idx = list(members)
+    cent = matrix[idx].mean(axis=0)
+    cent = cent / (np.linalg.norm(cent) or 1.0)
+    value = {i: float(matrix[i] @ cent) * informativeness(notes[i], people) for i in idx}
+    chosen: list[int] = []
+    while idx and len(chosen) < k:
+        def gain(i: int) -> float:
+            overlap = max((float(matrix[i] @ matrix[j]) for j in chosen), default=0.0)
+            return value[i] - REDUNDANCY_PENALTY * max(0.0, overlap) * max(value.values())
+        best = max(idx, key=lambda i: (gain(i), -i))
+        chosen.append(best)
+        idx.remove(best)
+    return sorted(chosen)
+
+
+def distinctive_words(groups: Sequence[Sequence[Record]], people: set[str], k: int) -> list[list[str]]:
+    """For each group of notes, the `k` keywords most particular to it (tf-idf over the groups)."""
+    counts = [Counter(w for n in g for w in set(n.keywords) if w not in people) for g in groups]
+    df = Counter(w for c in counts for w in c)
+    out = []
+    for c in counts:
+        scored = sorted(c, key=lambda w: (-(c[w] * math.log(1 + len(groups) / df[w])), w))
+        out.append([w for w in scored if c[w] > 1][:k])
+    return out
+
+
+def _label(title: str, words: Sequence[str]) -> str:
+    return f"{title} ({', '.join(words)})" if words else title
+
+
 class TopicStep:
     """Builds session topics and the topic-cluster tree for one scope."""
 
@@ -86,8 +137,10 @@ class TopicStep:
         wanted: dict[str, Topic] = {}
         members: dict[str, list[str]] = {}
 
+        people = {e.lower() for n in notes for e in n.entities[:1]}  # whose statements the notes are
+
         def want(kind: str, children: list[Record], shown: list[Record], label: str) -> Topic:
-            key = text_hash(kind + ":" + ",".join(sorted(c.id for c in children)))
+            key = text_hash(f"{kind}:v{SUMMARY_VERSION}:" + ",".join(sorted(c.id for c in children)))
             topic = by_key.get(key)
             if topic is None:
                 body = " / ".join(" ".join(r.content.split()) for r in shown)
@@ -108,20 +161,20 @@ class TopicStep:
         for i, n in enumerate(notes):
             if n.session_id:
                 by_session[n.session_id].append(i)
-        for session, idx in by_session.items():
-            if len(idx) < MIN_MEMBERS:
-                continue
-            shown = [notes[i] for i in central(idx, matrix, SUMMARY_NOTES)]
+        sessions = [idx for idx in by_session.values() if len(idx) >= MIN_MEMBERS]
+        session_words = distinctive_words([[notes[i] for i in idx] for idx in sessions], people, LABEL_WORDS)
+        for idx, words in zip(sessions, session_words):
+            shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
             when = min(notes[i].event_time for i in idx)
-            want("session", [notes[i] for i in idx], shown, f"Session of {when:%d %B %Y}")
+            want("session", [notes[i] for i in idx], shown, _label(f"Session of {when:%d %B %Y}", words))
 
         # clusters of notes, then clusters of clusters
         level1: list[tuple[Topic, np.ndarray]] = []
-        for idx in leader_clusters(matrix, NOTE_CLUSTER_THRESHOLD):
-            if len(idx) < MIN_MEMBERS:
-                continue
-            shown = [notes[i] for i in central(idx, matrix, SUMMARY_NOTES)]
-            topic = want("cluster", [notes[i] for i in idx], shown, "Topic")
+        clusters = [idx for idx in leader_clusters(matrix, NOTE_CLUSTER_THRESHOLD) if len(idx) >= MIN_MEMBERS]
+        cluster_words = distinctive_words([[notes[i] for i in idx] for idx in clusters], people, LABEL_WORDS)
+        for idx, words in zip(clusters, cluster_words):
+            shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
+            topic = want("cluster", [notes[i] for i in idx], shown, _label("Topic", words))
             cent = matrix[idx].mean(axis=0)
             level1.append((topic, cent / (np.linalg.norm(cent) or 1.0)))
         if level1:

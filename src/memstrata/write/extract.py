@@ -118,14 +118,18 @@ _I_VERB = re.compile(
 )
 #: Present-tense verbs that follow "I" and change with a third-person subject ("I love" -> "Ana loves").
 _PRESENT_VERBS = frozenset(
-    """admire adore agree appreciate believe bet care collect come cook dance do draw dream enjoy feel find
-    fix get give go guess hate hear help hike hope know learn like listen live look love make mean meet mentor
-    miss need own paint play plan practice prefer read remember run say see sing study support swim take teach
-    think train travel try understand use volunteer walk want watch wish wonder work worry write""".split()
+    """admire adore agree appreciate bake believe bet build buy call care carry collect come cook create dance
+    decide do draw dream drive eat enjoy expect feel find fix forget get give go grow guess hate have hear help
+    hike hope imagine keep know learn like listen live look love make mean meet mentor miss need own paint pick
+    plan play practice prefer promise realize read recommend remember run say see seem sing start stay study
+    support swim take talk teach tell think train travel try understand use visit volunteer wait walk want watch
+    wish wonder work worry write""".split()
 )
 
 
 def _third_person(verb: str) -> str:
+    if verb == "have":
+        return "has"
     if verb in ("do", "go"):
         return verb + "es"
     if verb.endswith(("s", "sh", "ch", "x", "z")):
