@@ -230,19 +230,18 @@ def test_opening_bad_files(tmp_path):
         SQLiteStore(newer)
 
 
-def test_an_older_schema_is_migrated_in_place(tmp_path, embedder):
-    """A version-1 file (no session index) opens as the current version with its records intact."""
+def test_an_older_schema_is_migrated_in_place(tmp_path, embedder, monkeypatch):
+    """A version-1 file opens as the current version with its records, searches and adjacency intact."""
+    import memstrata.store.sqlite as sqlite_store
     from memstrata.store.sqlite_schema import CURRENT_VERSION
 
     path = tmp_path / "v1.db"
+    monkeypatch.setattr(sqlite_store, "CURRENT_VERSION", 1)  # write the file as the first release did
     s = SQLiteStore(path)
     turns = put(s, embedder, [episode(f"turn {i} about sailing", session="s", day=i) for i in range(3)])
+    put(s, embedder, [episode("bob also likes sailing", user="bob", session="b")])
     s.close()
-    conn = sqlite3.connect(path)
-    conn.execute("DROP INDEX records_by_session")
-    conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
-    conn.commit()
-    conn.close()
+    monkeypatch.undo()
     s = SQLiteStore(path)
     try:
         conn = sqlite3.connect(path)
@@ -251,6 +250,8 @@ def test_an_older_schema_is_migrated_in_place(tmp_path, embedder):
         conn.close()
         assert [r.id for r in s.get([t.id for t in turns], ANA)] == [t.id for t in turns]
         assert s.adjacent([turns[1].id], ANA) == {turns[1].id: [turns[0].id, turns[2].id]}
+        found = [i for i, _ in s.lexical_search(["sailing"], ANA, SearchFilters(), 10)]
+        assert sorted(found) == sorted(t.id for t in turns)  # the rebuilt lexical index, still per user
     finally:
         s.close()
 

@@ -22,7 +22,7 @@ from ..model import (
 from ..timeutil import now, to_datetime
 from .exact import STATUS_CODES, MatrixCache, ScopeMatrix
 from .sqlite_lifecycle import LifecycleMixin
-from .sqlite_schema import APP_ID, CURRENT_VERSION, MIGRATIONS
+from .sqlite_schema import APP_ID, CURRENT_VERSION, MIGRATIONS, scope_tokens
 from .sqlite_sql import (
     _RECORD_COLUMNS,
     _chunks,
@@ -540,10 +540,13 @@ class SQLiteStore(LifecycleMixin):
         query = _fts_query(terms)
         if not query or limit <= 0:
             return []
+        # the scope's tokens narrow the match inside FTS5; the SQL scope filter below stays exact
+        owners = " AND ".join(f'scope_tokens : "{t}"' for t in scope_tokens(scope.user_id, scope.agent_id))
+        query = f"{owners} AND ({query})" if owners else query
         where, params = _scope_where(scope)
         fwhere, fparams = _filter_where(filters)
         sql = (
-            "SELECT r.id, bm25(records_fts, 1.0, 0.5, 1.0, 1.0) AS s FROM records_fts "
+            "SELECT r.id, bm25(records_fts, 1.0, 0.5, 1.0, 1.0, 0.0) AS s FROM records_fts "
             "JOIN records r ON r.rid = records_fts.rowid "
             f"WHERE records_fts MATCH ? AND {where}" + (f" AND {fwhere}" if fwhere else "") + " ORDER BY s LIMIT ?"
         )

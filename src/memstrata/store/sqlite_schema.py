@@ -123,6 +123,46 @@ MIGRATIONS: list[str] = [
     """
     CREATE INDEX records_by_session ON records(session_id, layer, event_time, rid) WHERE session_id IS NOT NULL;
     """,
+    # v3: the lexical index knows each record's user and agent (one token each, `SCOPE_TOKENS`), so a
+    # search intersects with its scope inside FTS5 instead of matching every user's records first.
+    """
+    ALTER TABLE records ADD COLUMN scope_tokens TEXT GENERATED ALWAYS AS (
+        coalesce('u' || substr(hex(user_id), 1, 40), '') || ' ' || coalesce('a' || substr(hex(agent_id), 1, 40), '')
+    ) VIRTUAL;
+    DROP TRIGGER records_fts_insert;
+    DROP TRIGGER records_fts_delete;
+    DROP TRIGGER records_fts_update;
+    DROP TABLE records_fts;
+    CREATE VIRTUAL TABLE records_fts USING fts5(
+        content, speaker, keywords, entities, scope_tokens,
+        content='records', content_rowid='rid', tokenize='porter unicode61'
+    );
+    CREATE TRIGGER records_fts_insert AFTER INSERT ON records BEGIN
+        INSERT INTO records_fts(rowid, content, speaker, keywords, entities, scope_tokens)
+        VALUES (new.rid, new.content, new.speaker, new.keywords, new.entities, new.scope_tokens);
+    END;
+    CREATE TRIGGER records_fts_delete AFTER DELETE ON records BEGIN
+        INSERT INTO records_fts(records_fts, rowid, content, speaker, keywords, entities, scope_tokens)
+        VALUES ('delete', old.rid, old.content, old.speaker, old.keywords, old.entities, old.scope_tokens);
+    END;
+    CREATE TRIGGER records_fts_update AFTER UPDATE OF content, speaker, keywords, entities ON records BEGIN
+        INSERT INTO records_fts(records_fts, rowid, content, speaker, keywords, entities, scope_tokens)
+        VALUES ('delete', old.rid, old.content, old.speaker, old.keywords, old.entities, old.scope_tokens);
+        INSERT INTO records_fts(rowid, content, speaker, keywords, entities, scope_tokens)
+        VALUES (new.rid, new.content, new.speaker, new.keywords, new.entities, new.scope_tokens);
+    END;
+    INSERT INTO records_fts(records_fts) VALUES ('rebuild');
+    """,
 ]
+
+
+def scope_tokens(user_id: str | None, agent_id: str | None) -> list[str]:
+    """The lexical index's tokens for a user and an agent (what the `scope_tokens` column holds)."""
+    out = []
+    if user_id is not None:
+        out.append("u" + user_id.encode("utf-8").hex()[:40])
+    if agent_id is not None:
+        out.append("a" + agent_id.encode("utf-8").hex()[:40])
+    return out
 
 CURRENT_VERSION = len(MIGRATIONS)
