@@ -57,6 +57,18 @@ def organise_until_done(m: Memory, **kw) -> list:
 # ---------------------------------------------------------------------- time: versions and "as of"
 
 
+def test_stamps_and_history_follow_the_injected_clock(tmp_path, embedder):
+    clock = Clock()
+    m = open_memory(tmp_path / "m.db", embedder, clock)
+    note = say(m, "I live in Lisbon.").notes[0]
+    clock.advance(days=30)
+    say(m, "I moved to Porto.")
+    stored = m.get(note.id, **ANA)
+    assert stored.created_at == T0 and stored.updated_at == T0 + timedelta(days=30)
+    events = m.history(note.id, **ANA)
+    assert [(e.event, e.at) for e in events] == [("created", T0), ("superseded", T0 + timedelta(days=30))]
+
+
 def test_fact_changed_three_times_answers_now_and_as_of(tmp_path, embedder):
     clock = Clock()
     m = open_memory(tmp_path / "m.db", embedder, clock)

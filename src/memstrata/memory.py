@@ -71,14 +71,15 @@ class Memory:
         self.settings = settings or Settings.load(db=db)
         if db is not None and settings is not None:
             self.settings = self.settings.model_copy(update={"db": Path(db)})
-        self.store: Store = store if store is not None else open_store(self.settings)
+        #: What time it is (an aware datetime): stamps, last access, decay. Inject one to test time.
+        self.clock: Callable[[], datetime] = clock or _wall_clock
+        self.store: Store = store if store is not None else open_store(
+            self.settings, clock=lambda: self._now().timestamp())
         self._embedder_arg = embedder
         self._embedder: CachedEmbedder | None = None
         self._embedder_lock = threading.Lock()
         self._extractor = make_extractor(self.settings)
         self._speakers: dict[tuple[str | None, str | None], list[str]] = {}
-        #: What time it is (an aware datetime): stamps, last access, decay. Inject one to test time.
-        self.clock: Callable[[], datetime] = clock or _wall_clock
 
     # ------------------------------------------------------------------ plumbing
 

@@ -50,8 +50,11 @@ class SQLiteStore(LifecycleMixin):
         vector_cache_mb: int = 512,
         max_retries: int = 8,
         search_threads: int | None = 1,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if str(path) != ":memory:" else Path(":memory:")
+        #: Epoch seconds for created/updated stamps and history (the owner's clock, so tests can set time).
+        self._clock: Callable[[], float] = clock or now
         self._lock = threading.RLock()
         self._max_retries = max_retries
         self._search_threads = search_threads
@@ -215,7 +218,7 @@ class SQLiteStore(LifecycleMixin):
     ) -> dict[str, str]:
         if vectors is not None and len(vectors) != len(records):
             raise ValueError("one vector per record is required")
-        stamp = now()
+        stamp = self._clock()
         redirected: dict[str, str] = {}
         with self._write() as conn:
             for chunk in _chunks([r.id for r in records], 500):
@@ -366,7 +369,7 @@ class SQLiteStore(LifecycleMixin):
             if row is None:
                 raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
             rid, old_content, old_meta, user_id, agent_id = row
-            stamp = now()
+            stamp = self._clock()
             sets, values = ["updated_at = ?"], [stamp]
             if content is not None:
                 sets += ["content = ?"]
@@ -403,7 +406,7 @@ class SQLiteStore(LifecycleMixin):
         """
         if not rows:
             return 0
-        stamp = now()
+        stamp = self._clock()
         total = 0
         while rows:
             total += len(rows)
