@@ -278,6 +278,13 @@ def test_limits_answer_413_or_422(server):
         assert_error(c.post("/v1/context", json={"query": "q", "user_id": "ana", "budget_tokens": 10**9}), 422,
                      "invalid_input")
         assert_error(c.post("/v1/memories", json={"messages": "x", "user_id": "u" * 300}), 422, "invalid_input")
+        # a JSON boolean is not a time (found by schemathesis: false was read as epoch 0)
+        for field in ("time_to", "time_from", "as_of"):
+            err = assert_error(c.post("/v1/search", json={"query": "q", "user_id": "ana", field: False}), 422,
+                               "invalid_input")
+            assert err["field"] == field
+        ok = c.post("/v1/search", json={"query": "q", "user_id": "ana", "time_from": 0, "time_to": "2100-01-01"})
+        assert ok.status_code == 200
 
 
 def test_malformed_requests(server):

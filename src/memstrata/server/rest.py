@@ -97,8 +97,13 @@ def _json_error(request: Request, status: int, code: str, message: str, field: s
     return JSONResponse(error_body(code, message, field), status_code=status)
 
 
+#: Names pydantic puts in an error's location for the branch of a union it tried ("time_to.str").
+_UNION_BRANCHES = frozenset({"str", "int", "float", "bool", "list", "dict", "none"})
+
+
 def _field_of(loc: tuple | list) -> str | None:
     parts = [str(p) for p in loc if p not in ("body", "query", "path", "header")]
+    parts = [p for p in parts if p not in _UNION_BRANCHES and "[" not in p]
     return ".".join(parts) or None
 
 

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from typing import Any, Union
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, model_validator
 
 from .. import limits
 from ..model import ContextBlock, HistoryEvent, Record
 
-Timestamp = Union[str, float]
+# strict: a JSON true/false is not a time (lax float would take it as 0.0)
+Timestamp = Union[StrictStr, StrictInt, StrictFloat]
 _SCOPE_ID = "a user id; ids are per tenant. Needs user_id or agent_id (or both)."
 
 # Limits written into the schema for clients and fuzzers, but enforced by `Memory` (so an oversize
