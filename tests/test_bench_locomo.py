@@ -161,6 +161,9 @@ def test_bench_locomo_cli_matches_hand_computed_recall(tiny_locomo: Path, tmp_pa
     assert cats["2"][str(TINY_BUDGET)]["recall"] == pytest.approx(1.0)
     assert cats["4"][str(TINY_BUDGET)]["recall"] == pytest.approx(1.0)
     assert cats["3"][str(TINY_BUDGET)]["recall"] is None and cats["3"][str(TINY_BUDGET)]["unscored"] == 1
+    # one conversation: its per-conversation recall is the overall recall
+    assert bm25["by_conversation"] == {"conv-test": {str(TINY_BUDGET): tiny["recall"], str(BIG_BUDGET): 1.0}}
+    assert "Recall by conversation" in result.stdout
     # Everything fits in the big budget: every recipe finds all resolvable evidence.
     for label in ("memstrata", "bm25-turns", "dense-turns", "hybrid-turns"):
         big = report["results"][label]["overall"][str(BIG_BUDGET)]

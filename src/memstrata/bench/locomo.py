@@ -397,6 +397,10 @@ def _evaluate_recipe(
         c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES
     }
     by_cat: dict[int, dict[int, RecallAggregate]] = {c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES}
+    # per conversation: does a gain hold on each, or come from one?
+    by_conv: dict[str, dict[int, RecallAggregate]] = {
+        item.conv.sample_id: {b: RecallAggregate() for b in budgets} for item in ingested
+    }
     cold: list[float] = []
     every: list[float] = []
     violations: list[dict] = []
@@ -440,6 +444,7 @@ def _evaluate_recipe(
                 strict[budget].add(strict_score, rendered)
                 strict_cat[q.category][budget].add(strict_score, rendered)
                 by_cat[q.category][budget].add(score, rendered)
+                by_conv[conv.sample_id][budget].add(score, rendered)
                 found_at[str(budget)] = sorted(score.found)
             entry["found"][label] = found_at
             prog.advance(task)
@@ -461,6 +466,9 @@ def _evaluate_recipe(
                    for b in budgets},
             }
             for c in ASKED_CATEGORIES
+        },
+        "by_conversation": {
+            sample: {str(b): by_conv[sample][b].as_dict()["recall"] for b in budgets} for sample in by_conv
         },
         "budget_violations": violations,
         "lines": {"total": lines_total, "without_turn_provenance": lines_no_turn},
@@ -653,6 +661,15 @@ def locomo_markdown(report: dict) -> str:
             cat = results[l]["by_category"][str(c)]
             n = cat[str(budgets[0])]["questions"]
             row = [f"{c} {cat['name']} ({n})", l, *[_f(cat[str(b)]["recall"]) for b in budgets]]
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("### Recall by conversation\n")
+    head = ["conversation", "budget", *labels]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for sample in report["conversations"]:
+        for b in budgets:
+            row = [sample, str(b), *[_f(results[l].get("by_conversation", {}).get(sample, {}).get(str(b))) for l in labels]]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
     out.append("### Mean tokens returned\n")
