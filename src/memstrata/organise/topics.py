@@ -91,7 +91,9 @@ def informativeness(note: Record, people: set[str]) -> float:
     return score * (0.3 if note.kind == "question" else 1.0)
 
 
-def summary_lines(members: Sequence[int], matrix: np.ndarray, notes: Sequence[Record], people: set[str], k: int) -> list[int]:
+def summary_lines(
+    members: Sequence[int], matrix: np.ndarray, notes: Sequence[Record], people: set[str], k: int
+) -> list[int]:
     """Up to `k` members that are central, informative and unlike each other, in their original order."""
     idx = list(members)
     cent = matrix[idx].mean(axis=0)

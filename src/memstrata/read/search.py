@@ -104,7 +104,9 @@ def _with_adjacent_turns(
     above the hit it sits next to."""
     seeds = fused[: recipe.graph_seeds]
     records.update((r.id, r) for r in store.get([i for i, _, _ in seeds], scope))  # kept for the caller
-    turns_of = {i: ([i] if records[i].layer_value == 0 else list(records[i].sources)) for i, _, _ in seeds if i in records}
+    turns_of = {  # the turns each seed stands for: itself, or a note's sources
+        i: [i] if records[i].layer_value == 0 else list(records[i].sources) for i, _, _ in seeds if i in records
+    }
     neighbours = store.adjacent([t for turns in turns_of.values() for t in turns], scope)
     scores = {i: (s, ranks) for i, s, ranks in fused}
     for rank, (i, score, _) in enumerate(seeds, start=1):

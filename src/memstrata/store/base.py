@@ -37,7 +37,8 @@ class Store(Protocol):
         got there first) is merged into it instead of inserted; returns {new id: existing id} for those."""
 
     def slot_timelines(self, scope: Scope, slots: Sequence[str]) -> dict[str, list[SlotState]]:
-        """Each slot's states in the scope's user/agent (active and superseded records), oldest first."""
+        """Each slot's states in the scope's user/agent (the active record and the superseded ones that
+        have a `valid_to`; not records merged into others), oldest first."""
 
     def find_by_keys(self, scope: Scope, keys: Sequence[str]) -> dict[str, str]:
         """Active records of the scope's user/agent whose dedup_key is in `keys`: key -> id."""

@@ -330,7 +330,9 @@ class SQLiteStore(LifecycleMixin):
         for chunk in _chunks(list(dict.fromkeys(slots)), 500):
             for slot, rid_id, valid_from, valid_to, status in self._read(
                 f"SELECT r.slot, r.id, coalesce(r.valid_from, r.event_time), r.valid_to, r.status FROM records r "
-                f"WHERE r.slot IN ({','.join('?' * len(chunk))}) AND r.status IN ('active', 'superseded') AND {where} "
+                # a superseded record without valid_to was merged into another: not a state of its own
+                f"WHERE r.slot IN ({','.join('?' * len(chunk))}) AND {where} "
+                "AND (r.status = 'active' OR (r.status = 'superseded' AND r.valid_to IS NOT NULL)) "
                 "ORDER BY coalesce(r.valid_from, r.event_time), r.rid",
                 [*chunk, *params],
             ):
@@ -697,7 +699,8 @@ class SQLiteStore(LifecycleMixin):
         for chunk in _chunks(list(dict.fromkeys(ids)), 200):
             seeds = self._read(
                 f"SELECT e.id, e.session_id, e.event_time, e.rid FROM records e "
-                f"WHERE e.id IN ({','.join('?' * len(chunk))}) AND e.layer = 0 AND e.session_id IS NOT NULL AND {where}",
+                f"WHERE e.id IN ({','.join('?' * len(chunk))}) AND e.layer = 0 AND e.session_id IS NOT NULL "
+                f"AND {where}",
                 [*chunk, *params],
             )
             for seed, session, at, rid in seeds:

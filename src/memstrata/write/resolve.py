@@ -50,7 +50,7 @@ def resolve(
     """
     out = Resolution()
     batch: dict[str, Note] = {}
-    states: dict[str, list[SlotState]] = {k: sorted(v, key=lambda x: x.valid_from) for k, v in (timelines or {}).items()}
+    states = {slot: sorted(v, key=lambda x: x.valid_from) for slot, v in (timelines or {}).items()}
     for d in drafts:
         key = note_key(d.content)
         if key in known:
