@@ -380,3 +380,43 @@ def test_session_summaries_say_something_and_name_what_sets_them_apart(memory: M
     shown = memory.store.get(sailing.sources, Scope(user_id="ana"))
     assert len(shown) == 3 and len({n.content for n in shown}) == 3
     assert sum("sailing trip" in n.content for n in shown) == 1  # near-repeats are not shown twice
+
+
+def test_llm_written_topic_summaries_fall_back_to_extractive(tmp_path, embedder):
+    sailing = json.dumps({"title": "Sailing in Cascais",
+                          "summary": "Ana loved a sailing trip to Cascais with her sister Marta, who bought a boat."})
+    other = json.dumps({"title": "Other things", "summary": "Ana talked about several other things that week."})
+    # session 1 gets a summary; session 2's answer is not JSON twice (the repair fails too); clusters after that
+    server = ScriptedLLM([(200, sailing), (200, "not json"), (200, "still not json")] + [(200, other)] * 12)
+    try:
+        settings = Settings(db=tmp_path / "s.db", summariser="llm", llm_base_url=server.url, llm_model="scripted")
+        m = Memory(settings=settings, embedder=embedder)
+        said = {"s1": ["I loved the sailing trip to Cascais with Marta.", "My sister Marta bought a sailing boat.",
+                       "The regatta in Cascais starts at nine on Sunday."],
+                "s2": ["I bake sourdough bread every Saturday morning.", "The sourdough starter is called Bubbles.",
+                       "My bakery course in Porto finishes in March."]}
+        ids = {s: m.add([{"speaker": "Ana", "content": t} for t in turns], user_id="ana", session_id=s).ids
+               for s, turns in said.items()}
+        m.organise(user_id="ana")
+        calls = len(server.requests)
+        assert m.organise(user_id="ana")[0].changed == 0 and len(server.requests) == calls  # no call for what exists
+    finally:
+        server.close()
+    assert "1. (" in server.requests[0]["messages"][1]["content"]  # numbered, dated notes
+    sessions = {t.session_id: t for t in m.list(user_id="ana", layers=[2]).items if t.kind == "session"}
+    written = sessions["s1"]
+    assert written.content.endswith("(Sailing in Cascais): Ana loved a sailing trip to Cascais with her sister Marta, "
+                                    "who bought a boat.")
+    hit = next(h for h in m.search("sailing trip Cascais", user_id="ana", layers=[2], limit=10) if h.id == written.id)
+    assert set(hit.provenance) <= set(ids["s1"]) and hit.provenance  # the summary cites the notes it was written from
+    fallback = sessions["s2"]
+    assert "sourdough" in fallback.content and " / " in fallback.content  # extractive: the model failed
+
+
+def test_llm_summaries_need_an_llm(tmp_path, embedder):
+    from memstrata.errors import ConfigError
+
+    m = Memory(settings=Settings(db=tmp_path / "n.db", summariser="llm"), embedder=embedder)
+    m.add("I bake bread every Saturday.", user_id="ana")
+    with pytest.raises(ConfigError, match="llm_base_url"):
+        m.organise(user_id="ana")

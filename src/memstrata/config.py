@@ -48,6 +48,10 @@ class Settings(BaseSettings):
         "rules", description="how L1 notes are derived from episodes: offline rules, an LLM (falls back to the rules), or not at all"
     )
     extract_window: int = Field(20, ge=1, le=200, description="turns per LLM extraction call")
+    summariser: Literal["extractive", "llm"] = Field(
+        "extractive", description="how organise() writes topic summaries: chosen notes verbatim, or written by the LLM "
+        "from the topic's notes (falls back to extractive per topic)"
+    )
 
     # LLM (optional): any OpenAI-compatible chat endpoint (Ollama, vLLM, llama.cpp, OpenAI)
     llm_base_url: str | None = Field(None, description="e.g. http://127.0.0.1:11434/v1; unset means no LLM")

@@ -295,6 +295,7 @@ class Memory:
 
         `time_from`/`time_to` bound the event time; `filters` match metadata keys exactly;
         `recipe` names a retrieval strategy (default from settings: "hybrid" = BM25 + dense, fused).
+        `layers` (0 episodes, 1 notes, 2 topics, 3 profile) replaces the recipe's own choice of layers.
         `as_of` answers from what was valid then (superseded memories included); the default is now.
         Archived (faded) memories are left out unless `include_archived`. Returned memories are
         reinforced (they fade more slowly) unless `reinforce=False`.
@@ -364,12 +365,24 @@ class Memory:
             check.limit(max_work, "max_work", maximum=10**9)
         scopes = [Scope.of(user_id, agent_id)] if (user_id or agent_id) else self.store.scopes()
         reports = []
+        llm = self._summariser_llm()
         for scope in scopes:
-            ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings)
+            ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings, llm=llm)
             reports.append(run_steps(ctx, DEFAULT_STEPS))
             if progress is not None:
                 progress(len(reports), len(scopes))
         return reports
+
+    def _summariser_llm(self) -> Any:
+        """The chat client topic summaries are written with, or None for extractive summaries."""
+        if self.settings.summariser != "llm":
+            return None
+        if not (self.settings.llm_base_url and self.settings.llm_model):
+            raise ConfigError("summariser = 'llm' needs llm_base_url and llm_model "
+                              "(MEMSTRATA_LLM_BASE_URL, MEMSTRATA_LLM_MODEL)")
+        from .llm.openai_compat import OpenAIChat
+
+        return OpenAIChat(self.settings.llm_base_url, self.settings.llm_model, api_key=self.settings.llm_api_key)
 
     def _now(self) -> datetime:
         t = self.clock()

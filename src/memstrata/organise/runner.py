@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Callable, Protocol
+from typing import Any, Callable, Protocol
 
 from ..config import Settings
 from ..embed.base import Embedder
@@ -30,6 +30,8 @@ class OrganiseContext:
     max_work: int | None = None
     #: Thresholds and policies (lifecycle: half-life, archive threshold, TTL, merge threshold).
     settings: Settings | None = None
+    #: A chat client (`llm.openai_compat.OpenAIChat`) when summaries are written by an LLM; else None.
+    llm: Any = None
 
 
 class Step(Protocol):

@@ -5,7 +5,10 @@ of a summary is a note that names its episodes. They are chosen for being
 central to the topic, saying something (names, dates, content words; not a
 question) and differing from each other, and the label names the words that set
 the topic apart from the scope's others ("Session of 08 May 2023 (support group,
-adoption, counseling)"). A topic's `sources` are the notes it shows; `member`
+adoption, counseling)"). With `Settings.summariser = "llm"` the LLM writes the
+summary and the title from the topic's most central notes instead (organise.summarise),
+falling back to the extractive summary. A topic's `sources` are the notes it shows
+(or the LLM read); `member`
 links point to all of its children (notes, or topics one level down), which is
 what tree descent walks.
 
@@ -18,13 +21,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
 from ..ids import new_id
 from ..model import Record, SearchFilters, Topic, text_hash
 from .runner import OrganiseContext
+from .summarise import MAX_NOTES as LLM_NOTES
+from .summarise import llm_summary
 
 #: Cosine similarity a note needs to join a cluster, and a cluster to join a super-topic.
 NOTE_CLUSTER_THRESHOLD = 0.55
@@ -121,6 +126,28 @@ def distinctive_words(groups: Sequence[Sequence[Record]], people: set[str], k: i
     return out
 
 
+def _written_by_llm(chat: Any, topic: Topic, title: str, ranked: list[Record]) -> Topic:
+    """`topic` with the LLM's summary of its most central notes (which become its sources); unchanged
+    (extractive) when the model fails."""
+    written = llm_summary(chat, ranked)
+    if written is None:
+        return topic
+    read = ranked[:LLM_NOTES]
+    return topic.model_copy(update={
+        "content": f"{title} ({' '.join(written.title.split())}): {' '.join(written.summary.split())}",
+        "sources": [r.id for r in read],
+        "entities": sorted({e for r in read for e in r.entities})[:12],
+    })
+
+
+def _by_centrality(members: Sequence[int], matrix: np.ndarray, notes: Sequence[Record]) -> list[Record]:
+    """The members' notes, most central first, questions last (what an LLM summary is written from)."""
+    idx = list(members)
+    cent = matrix[idx].mean(axis=0)
+    order = sorted(idx, key=lambda i: (notes[i].kind == "question", -float(matrix[i] @ cent), i))
+    return [notes[i] for i in order]
+
+
 def _label(title: str, words: Sequence[str]) -> str:
     return f"{title} ({', '.join(words)})" if words else title
 
@@ -141,8 +168,14 @@ class TopicStep:
 
         people = {e.lower() for n in notes for e in n.entities[:1]}  # whose statements the notes are
 
-        def want(kind: str, children: list[Record], shown: list[Record], label: str) -> Topic:
-            key = text_hash(f"{kind}:v{SUMMARY_VERSION}:" + ",".join(sorted(c.id for c in children)))
+        mode = "llm" if ctx.llm is not None else "extractive"
+        to_write: dict[str, tuple[str, list[Record]]] = {}  # new topic id -> (title, notes an LLM summary reads)
+
+        def want(kind: str, children: list[Record], shown: list[Record], title: str, words: Sequence[str] = (),
+                 ranked: Sequence[Record] = ()) -> Topic:
+            """The topic over `children`: the stored one, or a new one summarised by `shown` (an LLM, if
+            configured, rewrites it from `ranked` when it is written)."""
+            key = text_hash(f"{kind}:v{SUMMARY_VERSION}:{mode}:" + ",".join(sorted(c.id for c in children)))
             topic = by_key.get(key)
             if topic is None:
                 body = " / ".join(" ".join(r.content.split()) for r in shown)
@@ -150,10 +183,12 @@ class TopicStep:
                 topic = Topic(
                     id=new_id("topic"), kind=kind, user_id=ctx.scope.user_id, agent_id=ctx.scope.agent_id,
                     session_id=children[0].session_id if kind == "session" else None,
-                    content=f"{label}: {body}", event_time=min(c.event_time for c in children),
+                    content=f"{_label(title, words)}: {body}", event_time=min(c.event_time for c in children),
                     created_at=stamp, updated_at=stamp, sources=[r.id for r in shown], dedup_key=key,
                     entities=sorted({e for r in shown for e in r.entities})[:12],
                 )
+                if ranked:
+                    to_write[topic.id] = (title, list(ranked))
             wanted[key] = topic
             members[topic.id] = [c.id for c in children]
             return topic
@@ -168,7 +203,8 @@ class TopicStep:
         for idx, words in zip(sessions, session_words):
             shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
             when = min(notes[i].event_time for i in idx)
-            want("session", [notes[i] for i in idx], shown, _label(f"Session of {when:%d %B %Y}", words))
+            want("session", [notes[i] for i in idx], shown, f"Session of {when:%d %B %Y}", words,
+                 ranked=_by_centrality(idx, matrix, notes))
 
         # clusters of notes, then clusters of clusters
         level1: list[tuple[Topic, np.ndarray]] = []
@@ -176,7 +212,8 @@ class TopicStep:
         cluster_words = distinctive_words([[notes[i] for i in idx] for idx in clusters], people, LABEL_WORDS)
         for idx, words in zip(clusters, cluster_words):
             shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
-            topic = want("cluster", [notes[i] for i in idx], shown, _label("Topic", words))
+            topic = want("cluster", [notes[i] for i in idx], shown, "Topic", words,
+                         ranked=_by_centrality(idx, matrix, notes))
             cent = matrix[idx].mean(axis=0)
             level1.append((topic, cent / (np.linalg.norm(cent) or 1.0)))
         if level1:
@@ -188,15 +225,17 @@ class TopicStep:
                 shown_notes = ctx.store.get([children[i].sources[0] for i in central(list(range(len(idx))), cmat[idx], SUMMARY_NOTES)], ctx.scope)
                 want("theme", children, shown_notes, "Theme")
 
-        return self._write(ctx, existing, wanted, members)
+        return self._write(ctx, existing, wanted, members, to_write)
 
     def _write(self, ctx: OrganiseContext, existing: list[Record], wanted: dict[str, Topic],
-               members: dict[str, list[str]]) -> dict:
+               members: dict[str, list[str]], to_write: dict[str, tuple[str, list[Record]]]) -> dict:
         existing_ids = {t.id for t in existing}
         stale = [t.id for t in existing if t.dedup_key not in wanted]
         new = [t for t in wanted.values() if t.id not in existing_ids]
         budget = ctx.max_work if ctx.max_work is not None else len(new) + len(stale)
         new_now, pending = new[:budget], max(0, len(new) - budget)
+        if ctx.llm is not None:  # only the topics written in this run cost a call
+            new_now = [_written_by_llm(ctx.llm, t, *to_write[t.id]) if t.id in to_write else t for t in new_now]
         if new_now:
             vectors = ctx.embedder.embed([t.embedding_text for t in new_now])
             ctx.store.put(new_now, vectors, ctx.embedder.name, actor="organise")

@@ -74,10 +74,11 @@ def provenance_map(store: Store, records: Sequence[Record], scope: Scope) -> dic
 
 
 def _layer_filters(filters: SearchFilters, recipe: Recipe) -> SearchFilters:
-    if recipe.layers is None:
+    """The layers searched: the caller's, when named (`layers=[2]` reads topics under any recipe),
+    else the recipe's."""
+    if recipe.layers is None or filters.layers is not None:
         return filters
-    layers = [x for x in recipe.layers if filters.layers is None or x in filters.layers]
-    return filters.model_copy(update={"layers": layers})
+    return filters.model_copy(update={"layers": list(recipe.layers)})
 
 
 def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe) -> list[SearchHit]:
