@@ -366,11 +366,16 @@ class Memory:
         scopes = [Scope.of(user_id, agent_id)] if (user_id or agent_id) else self.store.scopes()
         reports = []
         llm = self._summariser_llm()
-        for scope in scopes:
-            ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings, llm=llm)
-            reports.append(run_steps(ctx, DEFAULT_STEPS))
-            if progress is not None:
-                progress(len(reports), len(scopes))
+        try:
+            for scope in scopes:
+                ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings,
+                                      llm=llm)
+                reports.append(run_steps(ctx, DEFAULT_STEPS))
+                if progress is not None:
+                    progress(len(reports), len(scopes))
+        finally:
+            if llm is not None:
+                llm.close()
         return reports
 
     def _summariser_llm(self) -> Any:
