@@ -230,6 +230,23 @@ def test_opening_bad_files(tmp_path):
         SQLiteStore(newer)
 
 
+def test_lexical_search_stays_in_scope_when_long_ids_share_a_prefix(tmp_path, embedder):
+    """The lexical index narrows by a token of each id's first 20 bytes; ids alike in those still
+    get only their own records."""
+    s = SQLiteStore(tmp_path / "p.db")
+    try:
+        prefix = "tenant-000000000000000000000000-"
+        ana, bob = Scope(user_id=prefix + "ana"), Scope(user_id=prefix + "bob")
+        mine = put(s, embedder, [episode("kayaking on the Douro river", user=ana.user_id)])
+        put(s, embedder, [episode("kayaking on the Tagus river", user=bob.user_id)])
+        assert [i for i, _ in s.lexical_search(["kayaking"], ana, SearchFilters(), 10)] == [mine[0].id]
+        agent = Scope(agent_id="helper")
+        theirs = put(s, embedder, [episode("kayaking lessons booked", user=None, agent="helper")])
+        assert [i for i, _ in s.lexical_search(["kayaking"], agent, SearchFilters(), 10)] == [theirs[0].id]
+    finally:
+        s.close()
+
+
 def test_an_older_schema_is_migrated_in_place(tmp_path, embedder, monkeypatch):
     """A version-1 file opens as the current version with its records, searches and adjacency intact."""
     import memstrata.store.sqlite as sqlite_store

@@ -157,7 +157,10 @@ MIGRATIONS: list[str] = [
 
 
 def scope_tokens(user_id: str | None, agent_id: str | None) -> list[str]:
-    """The lexical index's tokens for a user and an agent (what the `scope_tokens` column holds)."""
+    """The lexical index's tokens for a user and an agent (what the `scope_tokens` column holds).
+
+    A token is the hex of the id's first 20 bytes: ids that share those share a token, which only
+    widens what FTS5 matches; the SQL scope filter after it keeps results exact."""
     out = []
     if user_id is not None:
         out.append("u" + user_id.encode("utf-8").hex()[:40])
