@@ -142,8 +142,15 @@ def test_merge_near_duplicates_keeps_the_older_and_is_idempotent(tmp_path, embed
     assert second.id not in [h.id for h in hits], "a merged duplicate is never valid on its own"
 
     again = m.organise(user_id="ana")[0]
-    assert again.steps["merge"] == {"merged": 0, "pending": 0}
+    assert again.steps["merge"] == {"merged": 0, "pending": 0, "compared": 0}  # nothing changed since
     assert again.changed == 0, again.steps
+
+    # a later run compares only what changed since the last complete one, against everything
+    clock.advance(days=1)
+    third = say(m, "I have a golden retriever, his name is Max.").notes[0]
+    later = m.organise(user_id="ana")[0]
+    assert later.steps["merge"]["compared"] == 1 and later.steps["merge"]["merged"] == 1
+    assert m.get(third.id, **ANA).status == "superseded" and third.sources[0] in m.get(first.id, **ANA).sources
 
 
 def test_organise_is_bounded_and_resumable(tmp_path, embedder):
@@ -152,10 +159,11 @@ def test_organise_is_bounded_and_resumable(tmp_path, embedder):
         say(m, f"I have a golden retriever named Max{i}.")
         say(m, f"I have a golden retriever called Max{i}.")
     first = m.organise(user_id="ana", max_work=1)[0]
-    assert first.steps["merge"] == {"merged": 1, "pending": 3}
+    assert first.steps["merge"] == {"merged": 1, "pending": 3, "compared": 8}
     assert not first.complete
-    for expected_pending in (2, 1, 0):
-        assert m.organise(user_id="ana", max_work=1)[0].steps["merge"] == {"merged": 1, "pending": expected_pending}
+    for expected_pending in (2, 1, 0):  # no watermark until a run completes: every note is compared again
+        step = m.organise(user_id="ana", max_work=1)[0].steps["merge"]
+        assert (step["merged"], step["pending"]) == (1, expected_pending)
     active = [n for n in m.list(**ANA, layers=[1]).items if n.status == "active"]
     assert len(active) == 4
     m.organise(user_id="ana")

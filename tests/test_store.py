@@ -269,6 +269,12 @@ def test_an_older_schema_is_migrated_in_place(tmp_path, embedder, monkeypatch):
         assert s.adjacent([turns[1].id], ANA) == {turns[1].id: [turns[0].id, turns[2].id]}
         found = [i for i, _ in s.lexical_search(["sailing"], ANA, SearchFilters(), 10)]
         assert sorted(found) == sorted(t.id for t in turns)  # the rebuilt lexical index, still per user
+        assert s.organise_state(ANA, "merge") is None  # organise progress (v4) starts empty
+        s.set_organise_state(ANA, "merge", "12.5")
+        s.set_organise_state(ANA, "merge", "13.5")
+        assert s.organise_state(ANA, "merge") == "13.5" and s.organise_state(BOB, "merge") is None
+        s.delete_scope(ANA)
+        assert s.organise_state(ANA, "merge") is None  # deleting a user forgets where organise got to
     finally:
         s.close()
 

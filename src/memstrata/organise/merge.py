@@ -45,26 +45,38 @@ def compatible(a: Record, b: Record) -> bool:
     return a.kind == b.kind and a.slot == b.slot and guard_terms(a) == guard_terms(b)
 
 
-def plan_merges(notes: list[Record], matrix: np.ndarray, threshold: float) -> list[tuple[int, int]]:
+def plan_merges(
+    notes: list[Record], matrix: np.ndarray, threshold: float, fresh: np.ndarray | None = None
+) -> list[tuple[int, int]]:
     """(keep, drop) index pairs: each note, oldest first, absorbs the later compatible notes above
-    `threshold` that nothing absorbed before. Deterministic for a given store state."""
+    `threshold` that nothing absorbed before. Deterministic for a given store state.
+
+    `fresh` (a boolean mask) limits the comparison to pairs with at least one fresh note: the notes
+    changed since the last complete run, whose other pairs were compared then. None: all pairs."""
+    rows = np.arange(len(notes)) if fresh is None else np.flatnonzero(fresh)
+    candidates: set[tuple[int, int]] = set()
+    for start in range(0, len(rows), _BLOCK):
+        block = rows[start : start + _BLOCK]
+        sims = matrix[block] @ matrix.T
+        for i, row in zip(block, sims):
+            for j in np.flatnonzero(row >= threshold):
+                if j != i:
+                    candidates.add((min(int(i), int(j)), max(int(i), int(j))))
     alive = np.ones(len(notes), dtype=bool)
     pairs: list[tuple[int, int]] = []
-    for start in range(0, len(notes), _BLOCK):
-        sims = matrix[start : start + _BLOCK] @ matrix.T
-        for r, row in enumerate(sims):
-            i = start + r
-            if not alive[i] or notes[i].kind in UNMERGED_KINDS:
-                continue
-            for j in np.flatnonzero(row[i + 1 :] >= threshold) + i + 1:
-                if alive[j] and compatible(notes[i], notes[j]):
-                    pairs.append((i, int(j)))
-                    alive[j] = False
+    for i, j in sorted(candidates):
+        if alive[i] and alive[j] and notes[i].kind not in UNMERGED_KINDS and compatible(notes[i], notes[j]):
+            pairs.append((i, j))
+            alive[j] = False
     return pairs
 
 
 class MergeStep:
-    """Folds near-duplicate active notes of the scope into the oldest of them."""
+    """Folds near-duplicate active notes of the scope into the oldest of them.
+
+    A complete run records a watermark (the newest `updated_at` it saw); the next run compares only
+    pairs that involve a note changed since, so a run costs what changed, not the square of the scope.
+    """
 
     name = "merge"
 
@@ -75,10 +87,15 @@ class MergeStep:
         # what decay is about to archive (a bounded run may leave some) is not worth merging
         keep = [i for i, n in enumerate(notes) if not (faded(n, at, settings) or expired(n, at, settings))]
         notes, matrix = [notes[i] for i in keep], matrix[keep]
-        pairs = plan_merges(notes, matrix, settings.merge_threshold)
+        mark = ctx.store.organise_state(ctx.scope, self.name)
+        fresh = None if mark is None else np.array([n.updated_at.timestamp() > float(mark) for n in notes], dtype=bool)
+        pairs = plan_merges(notes, matrix, settings.merge_threshold, fresh)
         budget = ctx.max_work if ctx.max_work is not None else len(pairs)
         merged = 0
         stamp = at.timestamp()
         for keep, drop in pairs[:budget]:
             merged += ctx.store.merge_records(notes[keep].id, notes[drop].id, ctx.scope, at=stamp)
-        return {"merged": merged, "pending": max(0, len(pairs) - budget)}
+        pending = max(0, len(pairs) - budget)
+        if not pending and notes:
+            ctx.store.set_organise_state(ctx.scope, self.name, repr(max(n.updated_at.timestamp() for n in notes)))
+        return {"merged": merged, "pending": pending, "compared": len(notes) if fresh is None else int(fresh.sum())}

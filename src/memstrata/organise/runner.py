@@ -34,6 +34,10 @@ class OrganiseContext:
     llm: Any = None
 
 
+#: Report counts that are not writes: work left for a later run, records looked at.
+NOT_WRITES = frozenset({"pending", "compared"})
+
+
 class Step(Protocol):
     """One consolidation step."""
 
@@ -54,7 +58,8 @@ class OrganiseReport:
     @property
     def changed(self) -> int:
         """Total records written (created, updated, closed, archived, linked) by the run."""
-        return sum(v for counts in self.steps.values() for k, v in counts.items() if k != "pending" and isinstance(v, int))
+        return sum(v for counts in self.steps.values() for k, v in counts.items()
+                   if k not in NOT_WRITES and isinstance(v, int))
 
     @property
     def complete(self) -> bool:

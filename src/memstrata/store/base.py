@@ -105,6 +105,12 @@ class Store(Protocol):
         """For each given episode, the episodes next to it in its session (up to `width` turns on
         each side, in event-time order), nearest first."""
 
+    def organise_state(self, scope: Scope, step: str) -> str | None:
+        """What an organise step recorded for the scope's user/agent last time (None: nothing yet)."""
+
+    def set_organise_state(self, scope: Scope, step: str, value: str) -> None:
+        """Record where an organise step got to for the scope's user/agent."""
+
     def scopes(self) -> list[Scope]:
         """Every (user_id, agent_id) pair that has records."""
 

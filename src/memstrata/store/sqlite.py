@@ -38,6 +38,11 @@ from .sqlite_sql import (
 T = TypeVar("T")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+def _state_key(scope: Scope) -> str:
+    """One user/agent pair (sessions share their user's organise state)."""
+    return json.dumps([scope.user_id, scope.agent_id])
+
+
 class SQLiteStore(LifecycleMixin):
     """SQLite backend. Thread-safe; several processes may share one file (WAL)."""
 
@@ -479,11 +484,25 @@ class SQLiteStore(LifecycleMixin):
             rows = conn.execute(
                 f"SELECT rid, id, user_id, agent_id, content_hash FROM records r WHERE {where}", params
             ).fetchall()
+            if scope.session_id is None:  # the whole user/agent: its organise progress goes too
+                conn.execute("DELETE FROM organise_state WHERE scope_key = ?", (_state_key(scope),))
             return self._delete_rids(conn, rows)
+
+    def organise_state(self, scope: Scope, step: str) -> str | None:
+        rows = self._read("SELECT value FROM organise_state WHERE scope_key = ? AND step = ?", [_state_key(scope), step])
+        return rows[0][0] if rows else None
+
+    def set_organise_state(self, scope: Scope, step: str, value: str) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO organise_state VALUES (?, ?, ?) ON CONFLICT(scope_key, step) DO UPDATE SET value = excluded.value",
+                (_state_key(scope), step, value),
+            )
 
     def reset(self) -> None:
         with self._write() as conn:
-            for table in ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "scope_versions"):
+            for table in ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "scope_versions",
+                          "organise_state"):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO records_fts(records_fts) VALUES ('rebuild')")
         self._matrices.clear()

@@ -153,6 +153,16 @@ MIGRATIONS: list[str] = [
     END;
     INSERT INTO records_fts(records_fts) VALUES ('rebuild');
     """,
+    # v4: where each organise step got to in a scope (e.g. the merge step's watermark), so a run
+    # works on what changed since the last complete one.
+    """
+    CREATE TABLE organise_state (
+        scope_key TEXT NOT NULL,
+        step      TEXT NOT NULL,
+        value     TEXT NOT NULL,
+        PRIMARY KEY (scope_key, step)
+    ) WITHOUT ROWID;
+    """,
 ]
 
 
