@@ -248,3 +248,34 @@ def test_async_memory_has_every_public_method():
     public = {n for n, f in inspect.getmembers(Memory, inspect.isfunction) if not n.startswith("_")}
     missing = {n for n in public if not inspect.iscoroutinefunction(getattr(AsyncMemory, n, None))}
     assert not missing, f"AsyncMemory lacks {sorted(missing)}"
+
+
+def test_embedding_cache_is_per_owner_and_forgets_what_is_deleted(tmp_path, embedder):
+    from memstrata.model import cache_key, text_hash
+
+    class Counting:
+        """The real model, counting the texts it is asked to embed."""
+
+        name, dim = embedder.name, embedder.dim
+
+        def __init__(self) -> None:
+            self.texts: list[str] = []
+
+        def embed(self, texts):
+            self.texts += list(texts)
+            return embedder.embed(texts)
+
+    counting = Counting()
+    m = Memory(settings=Settings(db=tmp_path / "c.db", extractor="none"), embedder=counting)
+    text = "The vault code is 4471."
+    m.add(text, user_id="ana")
+    first = len(counting.texts)
+    m.add(text, user_id="ana")
+    assert len(counting.texts) == first, "the same owner's repeat comes from the cache"
+    m.add(text, user_id="bob")
+    assert len(counting.texts) == first + 1, "another owner never hits ana's cache (no timing tells bob)"
+    keys = {who: cache_key(who, None, text_hash(text)) for who in ("ana", "bob")}
+    assert set(m.store.embedding_cache_get(counting.name, list(keys.values()))) == set(keys.values())
+    m.delete_all(user_id="ana")
+    assert set(m.store.embedding_cache_get(counting.name, list(keys.values()))) == {keys["bob"]}
+    m.close()

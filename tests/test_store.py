@@ -11,7 +11,7 @@ import pytest
 
 from memstrata.errors import NotFound, SchemaTooNew, StoreCorrupt
 from memstrata.ids import new_id
-from memstrata.model import Episode, Note, Scope, SearchFilters, text_hash
+from memstrata.model import Episode, Note, Scope, SearchFilters, cache_key, text_hash
 from memstrata.store.sqlite import SQLiteStore
 
 BACKENDS = ["sqlite"]
@@ -141,7 +141,7 @@ def test_delete_removes_every_trace(store, embedder, tmp_path):
     note = Note(id=new_id("note"), user_id="ana", content="about qqzzyx", event_time=T0, created_at=T0,
                 updated_at=T0, sources=[gone.id])
     put(store, embedder, [keep, gone, note])
-    gone_hash = text_hash(gone.embedding_text)
+    gone_hash = cache_key("ana", None, text_hash(gone.embedding_text))
     store.embedding_cache_put(embedder.name, [(gone_hash, embedder.embed([gone.embedding_text])[0])])
     assert store.delete([gone.id, note.id], ANA) == 2
     assert store.lexical_search(["qqzzyx"], ANA, SearchFilters(), 10) == []

@@ -162,7 +162,7 @@ class Memory:
             for note in resolution.notes:
                 note.importance = weight
         records = [*episodes, *resolution.notes]
-        vectors = self.embedder.embed([r.embedding_text for r in records])
+        vectors = self.embedder.for_scope(scope).embed([r.embedding_text for r in records])
         redirected = self.store.put(
             records, vectors, self.embedder.name, merges=resolution.merges, supersede=resolution.supersede
         )
@@ -211,7 +211,7 @@ class Memory:
         current = self.get(memory_id, user_id=user_id, agent_id=agent_id)
         vector = None
         if new_content is not None:
-            vector = self.embedder.embed([embedding_text(current.speaker, new_content)])[0]
+            vector = self.embedder.for_scope(scope).embed([embedding_text(current.speaker, new_content)])[0]
         updated = self.store.update(
             memory_id, scope, content=new_content, metadata=new_meta, vector=vector,
             model=self.embedder.name if vector is not None else None,
@@ -221,7 +221,7 @@ class Memory:
             self.store.detach(updated.id, scope)
             resolution = self._derive_notes([updated], scope, updated.updated_at)
             if resolution.notes or resolution.merges:
-                vectors = self.embedder.embed([n.embedding_text for n in resolution.notes])
+                vectors = self.embedder.for_scope(scope).embed([n.embedding_text for n in resolution.notes])
                 self.store.put(
                     resolution.notes, vectors, self.embedder.name, merges=resolution.merges,
                     supersede=resolution.supersede,
@@ -368,8 +368,8 @@ class Memory:
         llm = self._summariser_llm()
         try:
             for scope in scopes:
-                ctx = OrganiseContext(self.store, self.embedder, scope, self._now, max_work, settings=self.settings,
-                                      llm=llm)
+                ctx = OrganiseContext(self.store, self.embedder.for_scope(scope), scope, self._now, max_work,
+                                      settings=self.settings, llm=llm)
                 reports.append(run_steps(ctx, DEFAULT_STEPS))
                 if progress is not None:
                     progress(len(reports), len(scopes))
@@ -467,8 +467,8 @@ class Memory:
         self._speakers.pop((scope.user_id, scope.agent_id), None)
         if dependants:
             survivors = self.store.get(dependants, base)
-            rederive_notes(self.store, self.embedder, self._extractor, survivors, self._participants(base),
-                           self._now())
+            rederive_notes(self.store, self.embedder.for_scope(base), self._extractor, survivors,
+                           self._participants(base), self._now())
         if ids is None and scope.session_id is not None:
             count += self.store.delete_scope(scope)  # whatever else the session still holds
         return count
@@ -509,7 +509,7 @@ class Memory:
         )
         check.metadata(record.metadata)  # the trajectory must fit the metadata limit
         check.text(episode.content, "trajectory")
-        vectors = self.embedder.embed([episode.embedding_text, record.embedding_text])
+        vectors = self.embedder.for_scope(scope).embed([episode.embedding_text, record.embedding_text])
         self.store.put([episode, record], vectors, self.embedder.name)
         return record
 

@@ -141,8 +141,14 @@ def embedding_text(speaker: str | None, content: str) -> str:
 
 
 def text_hash(text: str) -> str:
-    """Hex SHA-256 of a text: the embedding-cache key."""
+    """Hex SHA-256 of a text (a record's `content_hash` is that of its embedding text)."""
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def cache_key(user_id: str | None, agent_id: str | None, content_hash: str) -> str:
+    """The embedding cache's key for a text one user/agent stored: vectors are cached per owner, so a
+    fast (cached) add never tells one tenant what another has stored."""
+    return text_hash(f"cache\x1f{user_id or ''}\x1f{agent_id or ''}\x1f{content_hash}")
 
 
 class Episode(Record):

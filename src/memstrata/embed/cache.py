@@ -1,4 +1,4 @@
-"""An embedder wrapper that remembers vectors by (model, text hash) in the store."""
+"""An embedder wrapper that remembers vectors in the store, per model and per owner (user/agent)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Iterable, Protocol, Sequence
 
 import numpy as np
 
-from ..model import text_hash
+from ..model import Scope, cache_key, text_hash
 from .base import Embedder
 
 
@@ -21,12 +21,19 @@ class VectorCache(Protocol):
 class CachedEmbedder:
     """Embeds only the texts the cache has not seen; duplicates within a batch are embedded once.
 
-    Meant for stored texts; queries go to `inner` directly so a read never writes.
+    The cache is per owner: `for_scope(scope)` gives the embedder a user's or agent's writes go
+    through. Without an owner nothing is cached (queries, re-embedding across scopes), so a read
+    never writes and one tenant's texts never warm another's cache.
     """
 
-    def __init__(self, inner: Embedder, cache: VectorCache) -> None:
+    def __init__(self, inner: Embedder, cache: VectorCache, owner: tuple[str | None, str | None] | None = None) -> None:
         self.inner = inner
         self.cache = cache
+        self.owner = owner
+
+    def for_scope(self, scope: Scope) -> "CachedEmbedder":
+        """This embedder, caching under the scope's user/agent."""
+        return CachedEmbedder(self.inner, self.cache, (scope.user_id, scope.agent_id))
 
     @property
     def name(self) -> str:
@@ -39,15 +46,18 @@ class CachedEmbedder:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        hashes = [text_hash(t) for t in texts]
-        found = self.cache.embedding_cache_get(self.name, list(set(hashes)))
+        if self.owner is None:
+            return np.asarray(self.inner.embed(list(texts)), dtype=np.float32)
+        user_id, agent_id = self.owner
+        keys = [cache_key(user_id, agent_id, text_hash(t)) for t in texts]
+        found = self.cache.embedding_cache_get(self.name, list(set(keys)))
         missing: dict[str, str] = {}
-        for h, t in zip(hashes, texts):
-            if h not in found and h not in missing:
-                missing[h] = t
+        for k, t in zip(keys, texts):
+            if k not in found and k not in missing:
+                missing[k] = t
         if missing:
             vectors = self.inner.embed(list(missing.values()))
             new = dict(zip(missing.keys(), vectors))
             self.cache.embedding_cache_put(self.name, new.items())
             found.update(new)
-        return np.stack([found[h] for h in hashes]).astype(np.float32, copy=False)
+        return np.stack([found[k] for k in keys]).astype(np.float32, copy=False)

@@ -17,7 +17,8 @@ import numpy as np
 
 from ..errors import InvalidInput, NotFound, SchemaTooNew, StoreCorrupt, StoreError
 from ..model import (
-    RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, SlotState, embedding_text, text_hash,
+    RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, SlotState, cache_key, embedding_text,
+    text_hash,
 )
 from ..timeutil import now, to_datetime
 from .exact import STATUS_CODES, MatrixCache, ScopeMatrix
@@ -370,12 +371,13 @@ class SQLiteStore(LifecycleMixin):
         where, params = _scope_where(scope, by_id=True)
         with self._write() as conn:
             row = conn.execute(
-                f"SELECT rid, content, metadata, user_id, agent_id FROM records r WHERE r.id = ? AND {where}",
+                f"SELECT rid, content, metadata, user_id, agent_id, content_hash FROM records r "
+                f"WHERE r.id = ? AND {where}",
                 [record_id, *params],
             ).fetchone()
             if row is None:
                 raise NotFound(f"no memory {record_id!r} in scope {scope.label()}")
-            rid, old_content, old_meta, user_id, agent_id = row
+            rid, old_content, old_meta, user_id, agent_id, old_hash = row
             stamp = self._clock()
             sets, values = ["updated_at = ?"], [stamp]
             if content is not None:
@@ -390,6 +392,7 @@ class SQLiteStore(LifecycleMixin):
                 conn.execute(
                     "UPDATE records SET content_hash = ? WHERE rid = ?", (text_hash(embedding_text(*rec_row)), rid)
                 )
+                self._purge_cache(conn, [(user_id, agent_id, old_hash)])  # the replaced text leaves the cache
             if vector is not None and model is not None:
                 conn.execute(
                     "INSERT OR REPLACE INTO vectors VALUES (?, ?, ?)",
@@ -428,19 +431,23 @@ class SQLiteStore(LifecycleMixin):
                     "INSERT INTO audit (record_id, event, at) VALUES (?, 'deleted', ?)", [(i, stamp) for i in ids]
                 )
                 orphans += self._unlink_sources(conn, ids)
-                hashes = list({r[4] for r in chunk})
-                still_used = {
-                    h for (h,) in conn.execute(
-                        f"SELECT DISTINCT content_hash FROM records WHERE content_hash IN ({','.join('?' * len(hashes))})",
-                        hashes,
-                    )
-                }
-                gone = [h for h in hashes if h not in still_used]
-                if gone:
-                    conn.execute(f"DELETE FROM embed_cache WHERE text_hash IN ({','.join('?' * len(gone))})", gone)
+                self._purge_cache(conn, {(r[2], r[3], r[4]) for r in chunk})
             self._bump(conn, ((r[2], r[3]) for r in rows))
             rows = orphans
         return total
+
+    def _purge_cache(self, conn: sqlite3.Connection, owned: Iterable[tuple[str | None, str | None, str]]) -> None:
+        """Drop the cached vectors of (user_id, agent_id, content_hash) texts no record of that owner
+        still has: deleting a memory takes its text out of the embedding cache too."""
+        gone = [
+            cache_key(user_id, agent_id, h) for user_id, agent_id, h in owned
+            if conn.execute(
+                "SELECT 1 FROM records WHERE content_hash = ? AND user_id IS ? AND agent_id IS ? LIMIT 1",
+                (h, user_id, agent_id),
+            ).fetchone() is None
+        ]
+        for chunk in _chunks(gone, 500):
+            conn.execute(f"DELETE FROM embed_cache WHERE text_hash IN ({','.join('?' * len(chunk))})", chunk)
 
     def _unlink_sources(self, conn: sqlite3.Connection, source_ids: list[str]) -> list[tuple]:
         """Remove `source_ids` from every record's sources; return the derived records left with none,

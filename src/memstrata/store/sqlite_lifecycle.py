@@ -215,10 +215,8 @@ class LifecycleMixin:
                 "INSERT INTO history (record_id, event, at, actor, detail) VALUES (?, 'rederived', ?, ?, ?)",
                 (record_id, at, actor, json.dumps(dict(detail or {}))),
             )
-            if old_hash != new_hash and conn.execute(
-                "SELECT 1 FROM records WHERE content_hash = ? LIMIT 1", (old_hash,)
-            ).fetchone() is None:
-                conn.execute("DELETE FROM embed_cache WHERE text_hash = ?", (old_hash,))
+            if old_hash != new_hash:  # the old text's cached vector goes unless the owner still uses it
+                self._purge_cache(conn, [(user_id, agent_id, old_hash)])
             self._bump(conn, [(user_id, agent_id)])
         return True
 

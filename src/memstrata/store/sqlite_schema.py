@@ -163,6 +163,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope_key, step)
     ) WITHOUT ROWID;
     """,
+    # v5: the embedding cache is keyed per owner (model.cache_key); the old shared keys are dropped
+    # (a cache: the vectors are recomputed on the next write of the same text).
+    """
+    DELETE FROM embed_cache;
+    """,
 ]
 
 
