@@ -380,14 +380,7 @@ class Memory:
 
     def _summariser_llm(self) -> Any:
         """The chat client topic summaries are written with, or None for extractive summaries."""
-        if self.settings.summariser != "llm":
-            return None
-        if not (self.settings.llm_base_url and self.settings.llm_model):
-            raise ConfigError("summariser = 'llm' needs llm_base_url and llm_model "
-                              "(MEMSTRATA_LLM_BASE_URL, MEMSTRATA_LLM_MODEL)")
-        from .llm.openai_compat import OpenAIChat
-
-        return OpenAIChat(self.settings.llm_base_url, self.settings.llm_model, api_key=self.settings.llm_api_key)
+        return _chat_client(self.settings, "summariser") if self.settings.summariser == "llm" else None
 
     def _now(self) -> datetime:
         t = self.clock()
@@ -605,13 +598,19 @@ def make_extractor(settings: Settings) -> Extractor:
     rules = RuleExtractor()
     if settings.extractor != "llm":
         return rules
-    if not (settings.llm_base_url and settings.llm_model):
-        raise ConfigError("extractor = 'llm' needs llm_base_url and llm_model (MEMSTRATA_LLM_BASE_URL, MEMSTRATA_LLM_MODEL)")
-    from .llm.openai_compat import OpenAIChat
     from .write.llm_extract import LLMExtractor
 
-    chat = OpenAIChat(settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key)
-    return LLMExtractor(chat, rules, window=settings.extract_window)
+    return LLMExtractor(_chat_client(settings, "extractor"), rules, window=settings.extract_window)
+
+
+def _chat_client(settings: Settings, setting: str) -> Any:
+    """The configured LLM's chat client, for the setting (`extractor`, `summariser`) that asks for it."""
+    if not (settings.llm_base_url and settings.llm_model):
+        raise ConfigError(f"{setting} = 'llm' needs llm_base_url and llm_model "
+                          "(MEMSTRATA_LLM_BASE_URL, MEMSTRATA_LLM_MODEL)")
+    from .llm.openai_compat import OpenAIChat
+
+    return OpenAIChat(settings.llm_base_url, settings.llm_model, api_key=settings.llm_api_key)
 
 
 def _as_message_list(messages: Messages) -> list[Mapping[str, Any]]:

@@ -8,9 +8,8 @@ the topic apart from the scope's others ("Session of 08 May 2023 (support group,
 adoption, counseling)"). With `Settings.summariser = "llm"` the LLM writes the
 summary and the title from the topic's most central notes instead (organise.summarise),
 falling back to the extractive summary. A topic's `sources` are the notes it shows
-(or the LLM read); `member`
-links point to all of its children (notes, or topics one level down), which is
-what tree descent walks.
+(or the LLM read); `member` links point to all of its children (notes, or topics
+one level down), which is what tree descent walks.
 
 Idempotent: a topic's identity (`dedup_key`) is the hash of its kind and
 member ids; topics whose members changed are replaced, unchanged ones are left
@@ -104,11 +103,12 @@ def summary_lines(
     cent = matrix[idx].mean(axis=0)
     cent = cent / (np.linalg.norm(cent) or 1.0)
     value = {i: float(matrix[i] @ cent) * informativeness(notes[i], people) for i in idx}
+    penalty = REDUNDANCY_PENALTY * max(value.values())
     chosen: list[int] = []
     while idx and len(chosen) < k:
         def gain(i: int) -> float:
             overlap = max((float(matrix[i] @ matrix[j]) for j in chosen), default=0.0)
-            return value[i] - REDUNDANCY_PENALTY * max(0.0, overlap) * max(value.values())
+            return value[i] - penalty * max(0.0, overlap)
         best = max(idx, key=lambda i: (gain(i), -i))
         chosen.append(best)
         idx.remove(best)
@@ -171,6 +171,10 @@ class TopicStep:
         mode = "llm" if ctx.llm is not None else "extractive"
         to_write: dict[str, tuple[str, list[Record]]] = {}  # new topic id -> (title, notes an LLM summary reads)
 
+        def for_llm(idx: list[int]) -> list[Record]:
+            """What an LLM summary of these notes reads (nothing without an LLM)."""
+            return _by_centrality(idx, matrix, notes) if ctx.llm is not None else []
+
         def want(kind: str, children: list[Record], shown: list[Record], title: str, words: Sequence[str] = (),
                  ranked: Sequence[Record] = ()) -> Topic:
             """The topic over `children`: the stored one, or a new one summarised by `shown` (an LLM, if
@@ -204,7 +208,7 @@ class TopicStep:
             shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
             when = min(notes[i].event_time for i in idx)
             want("session", [notes[i] for i in idx], shown, f"Session of {when:%d %B %Y}", words,
-                 ranked=_by_centrality(idx, matrix, notes))
+                 ranked=for_llm(idx))
 
         # clusters of notes, then clusters of clusters
         level1: list[tuple[Topic, np.ndarray]] = []
@@ -212,8 +216,7 @@ class TopicStep:
         cluster_words = distinctive_words([[notes[i] for i in idx] for idx in clusters], people, LABEL_WORDS)
         for idx, words in zip(clusters, cluster_words):
             shown = [notes[i] for i in summary_lines(idx, matrix, notes, people, SUMMARY_NOTES)]
-            topic = want("cluster", [notes[i] for i in idx], shown, "Topic", words,
-                         ranked=_by_centrality(idx, matrix, notes))
+            topic = want("cluster", [notes[i] for i in idx], shown, "Topic", words, ranked=for_llm(idx))
             cent = matrix[idx].mean(axis=0)
             level1.append((topic, cent / (np.linalg.norm(cent) or 1.0)))
         if level1:
