@@ -332,6 +332,19 @@ def test_pronoun_resolution_keeps_the_verb_in_agreement():
     assert resolve_persons("i love it, i'm sure, i.e. yes", "Ana", "Ben") == "Ana loves it, Ana is sure, i.e. yes"
 
 
+def test_the_verbs_of_a_resolved_you_and_of_questions_agree_too():
+    assert resolve_persons("What do you think? Are you coming? Have you seen it?", "Ana", "Ben") == (
+        "What does Ben think? Is Ben coming? Has Ben seen it?")
+    assert resolve_persons("I don't surf, but I haven't tried. You were great.", "Ana", "Ben") == (
+        "Ana doesn't surf, but Ana hasn't tried. Ben was great.")
+    assert resolve_persons("Let me know what you think after you read it.", "Ana", "Ben") == (
+        "Let Ana know what Ben thinks after Ben reads it.")
+    # after a causative, a perception verb or a modal, "you" is an object or the verb keeps its form
+    assert resolve_persons("It made you feel welcome; I saw you dance; can you help?", "Ana", "Ben") == (
+        "It made Ben feel welcome; Ana saw Ben dance; can Ben help?")
+    assert resolve_persons("Don’t you love it?", "Ana", "Ben") == "Doesn’t Ben love it?"
+
+
 def test_a_shared_photo_is_a_statement_of_its_own():
     from memstrata.write.extract import split_sentences
 

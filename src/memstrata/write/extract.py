@@ -111,12 +111,9 @@ def _person_rules(speaker: str, listener: str | None) -> list[tuple[re.Pattern[s
     return rules
 
 
-#: Adverbs that may stand between "I" and its verb ("I really love ...").
+#: Adverbs that may stand between a subject pronoun and its verb ("I really love ...").
 _ADVERBS = "really|also|still|just|always|never|often|usually|sometimes|totally|definitely|actually|truly|even|only"
-_I_VERB = re.compile(
-    rf"(\b(?i:do|did|can|could|will|would|should|shall|may|might|must)\s+)?(?<![\w.])[Ii]((?:\s+(?:{_ADVERBS}))*)\s+([a-z]+)\b"
-)
-#: Present-tense verbs that follow "I" and change with a third-person subject ("I love" -> "Ana loves").
+#: Present-tense verbs that follow "I" or "you" and change with a third-person subject ("I love" -> "Ana loves").
 _PRESENT_VERBS = frozenset(
     """admire adore agree appreciate bake believe bet build buy call care carry collect come cook create dance
     decide do draw dream drive eat enjoy expect feel find fix forget get give go grow guess hate have hear help
@@ -125,6 +122,23 @@ _PRESENT_VERBS = frozenset(
     support swim take talk teach tell think train travel try understand use visit volunteer wait walk want watch
     wish wonder work worry write""".split()
 )
+#: Finite forms that change with a third-person subject, after it ("you were" -> "Ben was") or before it in
+#: a question ("do you" -> "does Ben", "are you" -> "is Ben").
+_FINITE = {"don't": "doesn't", "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't", "were": "was",
+           "are": "is", "am": "is", "do": "does", "have": "has"}
+_INVERTED = frozenset({"do", "are", "am", "have", "were", "don't", "aren't", "haven't", "weren't"})
+#: Words before a pronoun after which the verb keeps its base form: modals and "did" carry the tense
+#: ("can I help"), and after causatives and perception verbs "you" is an object ("made you feel").
+_KEEPS_BASE = frozenset(
+    """can could will would should shall may might must did didn't won't wouldn't can't couldn't shouldn't to
+    make makes made making let lets letting help helps helped helping see sees saw seen watch watched hear heard
+    had""".split()
+)
+_SUBJECT = {
+    "I": re.compile(rf"(?<![\w.])[Ii](?![\w'’.])((?:\s+(?:{_ADVERBS}))*)(?:\s+([A-Za-z'’]+))?"),
+    "you": re.compile(rf"\b[Yy]ou\b(?![\w'’])((?:\s+(?:{_ADVERBS}))*)(?:\s+([A-Za-z'’]+))?"),
+}
+_WORD_BEFORE = re.compile(r"([A-Za-z'’]+)\s+$")
 
 
 def _third_person(verb: str) -> str:
@@ -139,19 +153,54 @@ def _third_person(verb: str) -> str:
     return verb + "s"
 
 
-def _agree(match: re.Match[str]) -> str:
-    auxiliary, adverbs, verb = match.group(1), match.group(2), match.group(3)
-    if auxiliary or verb not in _PRESENT_VERBS:  # "Can I help?": the auxiliary carries the tense
-        return match.group(0)
-    return f"{match.group(0)[: match.start(3) - match.start(0)]}{_third_person(verb)}"
+def _same_case(word: str, like: str) -> str:
+    return word[:1].upper() + word[1:] if like[:1].isupper() else word
+
+
+def _spelled_like(word: str, like: str) -> str:
+    """`word` with the apostrophe `like` uses (chat mixes ' and ’)."""
+    return word.replace("'", "’") if "’" in like else word
+
+
+def _agreeing(sentence: str, pronoun: str) -> str:
+    """`sentence` with the verbs that agree with `pronoun` put in the third person, for when the pronoun
+    becomes a name: "I try" -> "I tries" (-> "Ana tries"), "do you think" -> "does you think" (->
+    "does Ben think"). Verbs after a modal, "did" or a causative keep their form."""
+    edits: list[tuple[int, int, str]] = []
+    for m in _SUBJECT[pronoun].finditer(sentence):
+        before = _WORD_BEFORE.search(sentence, 0, m.start())
+        prev = before.group(1) if before else ""
+        key = prev.lower().replace("’", "'")
+        if key in _KEEPS_BASE:
+            continue
+        if key in _INVERTED:  # a question: the auxiliary before the pronoun agrees, the verb stays
+            edits.append((before.start(1), before.end(1), _same_case(_spelled_like(_FINITE[key], prev), prev)))
+            continue
+        verb = m.group(2)
+        if not verb:
+            continue
+        lowered = verb.lower().replace("’", "'")
+        if lowered in _FINITE:
+            new = _FINITE[lowered]
+        elif verb in _PRESENT_VERBS:
+            new = _third_person(verb)
+        else:
+            continue
+        edits.append((m.start(2), m.end(2), _spelled_like(new, verb)))
+    for start, end, text in sorted(edits, reverse=True):
+        sentence = sentence[:start] + text + sentence[end:]
+    return sentence
 
 
 def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
-    """Replace I/me/my (and you/your, when the listener is known) with names; the verb after "I"
-    agrees with its new third-person subject ("I really love it" -> "Ana really loves it")."""
+    """Replace I/me/my (and you/your, when the listener is known) with names; the verbs that agreed
+    with the pronoun agree with the name ("I really love it" -> "Ana really loves it", "do you
+    like it?" -> "does Ben like it?")."""
     if not speaker:
         return sentence
-    out = _I_VERB.sub(_agree, sentence)
+    out = _agreeing(sentence, "I")
+    if listener:
+        out = _agreeing(out, "you")
     for pattern, repl in _person_rules(speaker, listener):
         out = pattern.sub(repl, out)
     return out
