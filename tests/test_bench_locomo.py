@@ -14,7 +14,7 @@ import pytest
 from typer.testing import CliRunner
 
 from memstrata.bench.cli import bench_app
-from memstrata.bench.locomo import LocomoConfig, evidence_audit, run_locomo, score_block
+from memstrata.bench.locomo import LocomoConfig, evidence_audit, miss_depth, run_locomo, score_block
 from memstrata.bench.metrics import RecallAggregate, evidence_recall, latency_summary, percentile
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import new_id
@@ -172,6 +172,9 @@ def test_bench_locomo_cli_matches_hand_computed_recall(tiny_locomo: Path, tmp_pa
         if label == "dense-turns":  # every turn is a dense candidate: the header, two days, seven lines
             assert big["mean_tokens"] == pytest.approx(7 + 2 + 7 * 8)
     assert report["ratios"]["memstrata/bm25-turns"][str(BIG_BUDGET)]["recall"] == pytest.approx(1.0)
+    # nothing was missed at the largest budget, so no miss needed a deeper look
+    assert report["results"]["memstrata"]["miss_depth"] == {"1": {}, "2": {}, "3": {}, "4": {}}
+    assert "Where memstrata's misses rank" in result.stdout
 
     q3 = next(q for q in report["per_question"] if q["question_index"] == 3)
     assert q3["evidence"] == ["D1:4", "D2:2"] and len(q3["found"]["bm25-turns"][str(TINY_BUDGET)]) == 1
@@ -221,6 +224,17 @@ def test_a_note_line_counts_for_each_source_through_the_read_path(memory, tiny_l
     assert score_block(block, ["D1:1", "D1:4", "D2:2", "D2:3"], to_turn).recall == pytest.approx(3 / 4)
     # Credit from verbatim turns only: the episode line alone.
     assert score_block(block, ["D1:1", "D1:4", "D2:2", "D2:3"], to_turn, layers=(0,)).recall == pytest.approx(1 / 4)
+
+
+def test_miss_depth_finds_where_a_missed_turn_ranks(memory, tiny_locomo: Path) -> None:
+    conv = load_locomo(tiny_locomo)[0]
+    to_turn = {}
+    for turn in conv.turns:
+        to_turn[memory.add(turn.message(), user_id=conv.sample_id).episodes[0].id] = turn.dia_id
+    # The kayak turn is the only BM25 match: rank 1. D9:9 is no turn at all: beyond any depth.
+    assert miss_depth(memory, "red kayak", conv.sample_id, "bm25-turns", {"D1:4", "D9:9"}, to_turn) == [
+        "1-100", "beyond"]
+    assert miss_depth(memory, "red kayak", conv.sample_id, "bm25-turns", set(), to_turn) == []
 
 
 def test_run_locomo_batch_session_and_recipe_selection(tiny_locomo: Path, embedder) -> None:

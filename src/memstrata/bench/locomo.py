@@ -55,6 +55,10 @@ ASKED_CATEGORIES = (1, 2, 3, 4)
 #: BM25, dense cosine, and their reciprocal-rank fusion.
 BASELINES = ("bm25-turns", "dense-turns", "hybrid-turns")
 DEFAULT_BUDGETS = (250, 500, 1000, 2000)
+#: How deep the search list is read to find where an evidence turn missed by the largest block ranks.
+MISS_DEPTH_LIMIT = 500
+#: Rank buckets of that diagnostic: (label, last rank in it); a turn not in the first MISS_DEPTH_LIMIT is "beyond".
+MISS_DEPTH_BUCKETS = (("1-100", 100), ("101-200", 200), (f"201-{MISS_DEPTH_LIMIT}", MISS_DEPTH_LIMIT))
 
 
 @dataclass
@@ -401,6 +405,8 @@ def _evaluate_recipe(
     by_conv: dict[str, dict[int, RecallAggregate]] = {
         item.conv.sample_id: {b: RecallAggregate() for b in budgets} for item in ingested
     }
+    # where the evidence the largest block missed ranks in a deeper search list (memstrata only)
+    depth: dict[int, dict[str, int]] = {c: defaultdict(int) for c in ASKED_CATEGORIES}
     cold: list[float] = []
     every: list[float] = []
     violations: list[dict] = []
@@ -447,6 +453,10 @@ def _evaluate_recipe(
                 by_conv[conv.sample_id][budget].add(score, rendered)
                 found_at[str(budget)] = sorted(score.found)
             entry["found"][label] = found_at
+            if label == "memstrata":
+                missed = set(q.evidence) - set(found_at[str(max(budgets))])
+                for bucket in miss_depth(mem, q.question, conv.sample_id, recipe, missed, item.episode_to_turn):
+                    depth[q.category][bucket] += 1
             prog.advance(task)
     return {
         "recipe": recipe,
@@ -470,6 +480,7 @@ def _evaluate_recipe(
         "by_conversation": {
             sample: {str(b): by_conv[sample][b].as_dict()["recall"] for b in budgets} for sample in by_conv
         },
+        **({"miss_depth": {str(c): dict(depth[c]) for c in ASKED_CATEGORIES}} if label == "memstrata" else {}),
         "budget_violations": violations,
         "lines": {"total": lines_total, "without_turn_provenance": lines_no_turn},
         "_latency": {
@@ -478,6 +489,27 @@ def _evaluate_recipe(
             "all_calls": {**latency_summary(every), "what": "every context() call, all budgets"},
         },
     }
+
+
+def miss_depth(
+    mem: Memory, question: str, user_id: str, recipe: str, missed: set[str], episode_to_turn: dict[str, str]
+) -> list[str]:
+    """For each evidence turn a block missed, the rank bucket where the search list (read to
+    `MISS_DEPTH_LIMIT`) first carries it: whether it was lost to the budget or to ranking."""
+    if not missed:
+        return []
+    hits = mem.search(question, user_id=user_id, limit=MISS_DEPTH_LIMIT, recipe=recipe, reinforce=False)
+    first: dict[str, int] = {}
+    for rank, hit in enumerate(hits, start=1):
+        for episode in hit.provenance:
+            turn = episode_to_turn.get(episode)
+            if turn in missed:
+                first.setdefault(turn, rank)
+    out = []
+    for turn in sorted(missed):
+        rank = first.get(turn)
+        out.append("beyond" if rank is None else next(b for b, last in MISS_DEPTH_BUCKETS if rank <= last))
+    return out
 
 
 def _ratios(results: dict[str, dict], budgets: Sequence[int]) -> dict:
@@ -663,6 +695,20 @@ def locomo_markdown(report: dict) -> str:
             row = [f"{c} {cat['name']} ({n})", l, *[_f(cat[str(b)]["recall"]) for b in budgets]]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
+    depth = (results.get("memstrata") or {}).get("miss_depth")
+    if depth:
+        buckets = [b for b, _ in MISS_DEPTH_BUCKETS] + ["beyond"]
+        out.append(f"### Where memstrata's misses rank (evidence turns missed at {budgets[-1]} tokens)\n")
+        out.append("Rank of the first hit carrying the turn in the same search read "
+                   f"{MISS_DEPTH_LIMIT} deep; 'beyond' = not in it.\n")
+        head = ["category", *buckets]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for c in ASKED_CATEGORIES:
+            row = depth.get(str(c), {})
+            name = results["memstrata"]["by_category"][str(c)]["name"]
+            out.append("| " + " | ".join([f"{c} {name}", *[str(row.get(b, 0)) for b in buckets]]) + " |")
+        out.append("")
     out.append("### Recall by conversation\n")
     head = ["conversation", "budget", *labels]
     out.append("| " + " | ".join(head) + " |")
