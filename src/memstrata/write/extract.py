@@ -126,7 +126,6 @@ _PRESENT_VERBS = frozenset(
 #: a question ("do you" -> "does Ben", "are you" -> "is Ben").
 _FINITE = {"don't": "doesn't", "haven't": "hasn't", "aren't": "isn't", "weren't": "wasn't", "were": "was",
            "are": "is", "am": "is", "do": "does", "have": "has"}
-_INVERTED = frozenset({"do", "are", "am", "have", "were", "don't", "aren't", "haven't", "weren't"})
 #: Words before a pronoun after which the verb keeps its base form: modals and "did" carry the tense
 #: ("can I help"), and after causatives and perception verbs "you" is an object ("made you feel").
 _KEEPS_BASE = frozenset(
@@ -173,7 +172,7 @@ def _agreeing(sentence: str, pronoun: str) -> str:
         key = prev.lower().replace("’", "'")
         if key in _KEEPS_BASE:
             continue
-        if key in _INVERTED:  # a question: the auxiliary before the pronoun agrees, the verb stays
+        if key in _FINITE:  # a question: the auxiliary before the pronoun agrees, the verb stays
             edits.append((before.start(1), before.end(1), _same_case(_spelled_like(_FINITE[key], prev), prev)))
             continue
         verb = m.group(2)
