@@ -648,3 +648,38 @@ def test_cross_tenant_attempts_on_the_new_endpoints(server):
         assert r.status_code == 200 and "9876" not in r.text and r.headers["x-memstrata-records"] == "0"
         assert_error(c.post(f"/v1/memories/{secret.id}/pin", json=scope), 404, "not_found")
         assert_error(c.delete(f"/v1/episodes/{secret.id}", params=scope), 404, "not_found")
+
+
+def test_scopes_lists_only_the_tenants_own_users_and_agents(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as acme, MemoryClient(server.url, server.tokens["beta"]) as beta:
+        acme.add("Zoe paints murals", user_id="zoe")
+        acme.add("The bot answers tickets", agent_id="helpdesk")
+        beta.add("Yan keeps a diary", user_id="yan")
+        mine = acme.scopes()
+        theirs = beta.scopes()
+    assert Scope(user_id="zoe") in mine and Scope(agent_id="helpdesk") in mine
+    assert Scope(user_id="yan") not in mine and all("/" not in (s.user_id or "") for s in mine)
+    assert Scope(user_id="yan") in theirs and Scope(user_id="zoe") not in theirs
+    # An admin key acts for the tenant it names; without one, for the ids outside every tenant.
+    with MemoryClient(server.url, server.tokens["admin"], tenant="beta") as admin:
+        assert set(admin.scopes()) == set(theirs)
+    with MemoryClient(server.url, server.tokens["admin"]) as root:
+        assert all(s not in root.scopes() for s in (Scope(user_id="zoe"), Scope(user_id="yan")))
+    with http(server) as c:
+        body = c.get("/v1/scopes", params={"limit": 1}).json()
+        assert len(body["scopes"]) == 1 and body["truncated"] is True
+        assert_error(c.get("/v1/scopes", params={"limit": limits.MAX_LIMIT + 1}), 422, "invalid_input")
+
+
+def test_context_can_look_without_reinforcing(server):
+    with MemoryClient(server.url, server.tokens["acme"]) as acme:
+        episode = acme.add("Quinn bakes sourdough every Sunday", user_id="quinn").episodes[0]
+
+        def used(block) -> list:
+            return [acme.get(line.record_id, user_id="quinn").last_access for line in block.lines]
+
+        looked = acme.context("What does Quinn bake?", user_id="quinn", reinforce=False)
+        assert episode.id in {p for line in looked.lines for p in line.provenance}
+        assert used(looked) == [None] * len(looked.lines)
+        shown = acme.context("What does Quinn bake?", user_id="quinn")
+        assert shown.lines and None not in used(shown)

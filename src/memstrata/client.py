@@ -275,13 +275,18 @@ class _MemoryAPI:
         recipe: Any = None,
         as_of: Any = None,
         include_archived: bool = False,
+        reinforce: bool = True,
     ) -> ContextBlock:
         """See `Memory.context`."""
         body = _scope(user_id=user_id, agent_id=agent_id, session_id=session_id, time_from=_jsonable(time_from),
                       time_to=_jsonable(time_to), filters=_jsonable(filters), recipe=_recipe(recipe),
                       as_of=_jsonable(as_of))
-        body.update(query=query, budget_tokens=budget_tokens, include_archived=include_archived)
+        body.update(query=query, budget_tokens=budget_tokens, include_archived=include_archived, reinforce=reinforce)
         return self._send(_Call("POST", "/v1/context", ContextBlock.model_validate, body=body))
+
+    def scopes(self) -> list[Scope]:
+        """See `Memory.scopes`: the scopes of the key's tenant (at most 1,000; `GET /v1/scopes`)."""
+        return self._send(_Call("GET", "/v1/scopes", lambda body: [Scope(**s) for s in body["scopes"]]))
 
     def stats(self, *, user_id: str | None = None, agent_id: str | None = None) -> dict:
         """See `Memory.stats`. Without a scope it needs an admin key (whole store)."""

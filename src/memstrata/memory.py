@@ -335,8 +335,12 @@ class Memory:
         recipe: str | Recipe | None = None,
         as_of: TimeLike | None = None,
         include_archived: bool = False,
+        reinforce: bool = True,
     ) -> ContextBlock:
-        """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source."""
+        """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source.
+
+        The memories the block shows count as used (they fade more slowly) unless `reinforce=False`.
+        """
         budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
         # About one candidate per 10 tokens of budget is enough to fill it with turn-sized memories.
         candidates = min(limits.MAX_LIMIT, max(20, budget // 10))
@@ -346,8 +350,9 @@ class Memory:
             include_archived=include_archived, reinforce=False,
         )
         block = pack(query, hits, budget)
-        used = {line.record_id for line in block.lines}
-        self._reinforce([h.record for h in hits if h.id in used], Scope.of(user_id, agent_id))
+        if reinforce:
+            used = {line.record_id for line in block.lines}
+            self._reinforce([h.record for h in hits if h.id in used], Scope.of(user_id, agent_id))
         return block
 
     def organise(
@@ -363,7 +368,7 @@ class Memory:
         records each step writes per scope, and a later run picks up what is left."""
         if max_work is not None:
             check.limit(max_work, "max_work", maximum=10**9)
-        scopes = [Scope.of(user_id, agent_id)] if (user_id or agent_id) else self.store.scopes()
+        scopes = [Scope.of(user_id, agent_id)] if (user_id or agent_id) else self.scopes()
         reports = []
         llm = self._summariser_llm()
         try:
@@ -385,6 +390,10 @@ class Memory:
     def _now(self) -> datetime:
         t = self.clock()
         return t if t.tzinfo is not None else t.replace(tzinfo=timezone.utc)
+
+    def scopes(self) -> list[Scope]:
+        """Every (user_id, agent_id) pair the store holds memories for, sorted."""
+        return self.store.scopes()
 
     def stats(self, *, user_id: str | None = None, agent_id: str | None = None) -> dict:
         """Counts per layer and status, and the store's size; for a scope or (no scope) the whole store."""
@@ -690,6 +699,10 @@ class AsyncMemory:
     async def reset(self) -> None:
         """See `Memory.reset`."""
         return await self._run(self.sync.reset)
+
+    async def scopes(self) -> list[Scope]:
+        """See `Memory.scopes`."""
+        return await self._run(self.sync.scopes)
 
     async def stats(self, **kwargs: Any) -> dict:
         """See `Memory.stats`."""

@@ -33,6 +33,7 @@ from .auth import TENANT_HEADER, Namespace, Principal, authenticate
 from .bodylimit import BodyLimitMiddleware
 from .errors import Forbidden, MalformedRequest, MethodNotAllowed, ServerError, error_body, status_for
 from .keys import KeyStore
+from .webpage import web_router
 from .schemas import (
     ID_SCHEMA,
     AddRequest,
@@ -54,6 +55,7 @@ from .schemas import (
     ReembedRequest,
     ReembedResponse,
     ScopeOnly,
+    ScopesResponse,
     SearchRequest,
     SearchResponse,
     UpdateRequest,
@@ -212,6 +214,7 @@ def create_app(
     app.state.memstrata = state
     _install_error_handlers(app)
     app.include_router(_router(state))
+    app.include_router(web_router())
     app.add_middleware(BodyLimitMiddleware, max_bytes=server_settings.max_body_bytes)
     return app
 
@@ -383,7 +386,7 @@ def _router(state: ServerState) -> APIRouter:
         block = memory.context(
             body.query, **who.namespace.scope(body.user_id, body.agent_id), session_id=body.session_id,
             budget_tokens=body.budget_tokens, time_from=body.time_from, time_to=body.time_to, filters=body.filters,
-            recipe=body.recipe, as_of=body.as_of, include_archived=body.include_archived,
+            recipe=body.recipe, as_of=body.as_of, include_archived=body.include_archived, reinforce=body.reinforce,
         )
         return JSONResponse(block.model_dump(mode="json"))
 
@@ -422,6 +425,20 @@ def _router(state: ServerState) -> APIRouter:
         """How one memory changed: created, updated, superseded, ... oldest first."""
         events = memory.history(memory_id, **who.namespace.scope(user_id, agent_id))
         return JSONResponse({"events": [e.model_dump(mode="json") for e in events]})
+
+    @secured.get("/scopes", response_model=ScopesResponse, tags=["read"])
+    def scopes(
+        limit: int = Query(limits.MAX_LIMIT, ge=1, le=limits.MAX_LIMIT, description="most scopes to list"),
+        who: Principal = Depends(principal),
+    ) -> dict:
+        """The users and agents the caller's tenant holds memories for (an admin key acts for the tenant
+        its header names, else for the ids outside every tenant)."""
+        ns = who.namespace
+        owned = [s for s in memory.scopes() if ns.owns(s)]
+        return {
+            "scopes": [{"user_id": ns.out_id(s.user_id), "agent_id": ns.out_id(s.agent_id)} for s in owned[:limit]],
+            "truncated": len(owned) > limit,
+        }
 
     @secured.get("/stats", response_model=dict[str, Any], tags=["read"])
     def stats(user_id: str | None = ScopeQ, agent_id: str | None = AgentQ, who: Principal = Depends(principal)) -> dict:

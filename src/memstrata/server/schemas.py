@@ -130,6 +130,7 @@ class SearchRequest(_QueryBody):
 
 class ContextRequest(_QueryBody):
     budget_tokens: StrictInt = Field(1000, ge=1, le=limits.MAX_BUDGET_TOKENS, description="size of the block (whitespace tokens)")
+    reinforce: StrictBool = Field(True, description="memories the block shows fade more slowly (retrieval is use); false to just look")
 
 
 class UpdateRequest(_Body):
@@ -243,6 +244,11 @@ class DeletedResponse(BaseModel):
 class ScopeOut(BaseModel):
     user_id: str | None = None
     agent_id: str | None = None
+
+
+class ScopesResponse(BaseModel):
+    scopes: list[ScopeOut] = Field(description="the (user_id, agent_id) pairs the caller's tenant holds memories for, sorted")
+    truncated: bool = Field(False, description="true when there were more than `limit`")
 
 
 class OrganiseReportOut(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ from ..config import Settings
 from ..errors import ConfigError
 from .keys import KeyStore
 from .settings import ServerSettings, is_loopback, keys_path_for
+from .webpage import PAGE_PATH
 
 APP_FACTORY = "memstrata.server.rest:create_app"
 DEFAULT_PORT = 8765
@@ -70,6 +72,8 @@ def serve(
     env = server_env(db=db, config=config, keys_db=keys_db, max_body_bytes=max_body_bytes)
     check_bind(host, env["MEMSTRATA_KEYS_DB"])
     os.environ.update(env)  # the worker processes read their settings from here
+    shown = f"[{host}]" if ":" in host else host
+    print(f"memstrata: API at http://{shown}:{port}/v1, web page at http://{shown}:{port}{PAGE_PATH}", file=sys.stderr)
     uvicorn.run(
         APP_FACTORY, factory=True, host=host, port=port, workers=workers, log_level=log_level,
         proxy_headers=False, server_header=False, timeout_graceful_shutdown=10,
