@@ -25,7 +25,10 @@ CHROMEDRIVER = shutil.which("chromedriver")
 REQUIRED = os.environ.get("MEMSTRATA_REQUIRE_BROWSER") == "1"
 HOSTILE = '<img src=x onerror="window.pwned=1">Ana said <b>bold</b> things'
 
-webdriver = pytest.importorskip("selenium.webdriver")
+if REQUIRED:
+    from selenium import webdriver
+else:
+    webdriver = pytest.importorskip("selenium.webdriver")
 from selenium.common.exceptions import TimeoutException  # noqa: E402
 from selenium.webdriver.common.by import By  # noqa: E402
 from selenium.webdriver.support import expected_conditions as EC  # noqa: E402
