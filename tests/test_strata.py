@@ -81,6 +81,23 @@ def test_slots():
     assert slot_of("Ana's favourite band is Air", ["Ana"]) == "ana|favorite band"
     assert slot_of("Ana is keen on counseling", ["Ana"]) is None
     assert slot_of("Bob lives in Rome", ["Ana"]) is None
+    assert slot_of("Ana's commute is now only 15 minutes.", ["Ana"]) == "ana|commute"
+    assert slot_of("Ana's new manager is Priya.", ["Ana"]) == "ana|manager"
+    assert slot_of("Ana's sister is a doctor.", ["Ana"]) is None  # not a one-value attribute
+
+
+def test_notes_drop_discourse_openers_and_keep_short_statements_with_a_slot():
+    drafts = RuleExtractor().extract(
+        [ep("By the way, my commute is 45 minutes.", n=1), ep("Actually I moved to Porto in May.", n=2),
+         ep("So many people came to the opening of the gallery!", n=3), ep("My salary is 40k.", n=4)],
+        ["Caroline", "Melanie"],
+    )
+    texts = [d.content for d in drafts]
+    assert "Caroline's commute is 45 minutes." in texts
+    assert any(t.startswith("Caroline moved to Porto") for t in texts)
+    assert any(t.startswith("Caroline: So many people came") for t in texts)  # "So" before no comma stays
+    salary = next(d for d in drafts if "salary" in d.content)  # two content words, kept: it has a slot
+    assert salary.slot == "caroline|salary"
 
 
 def test_repeats_merge_into_one_note_with_every_source(memory: Memory):

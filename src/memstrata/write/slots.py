@@ -21,8 +21,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^{_NAME} is (?:now )?\d+ years old\b"), "age"),
     (re.compile(rf"^{_NAME}['’]s favou?rite (?P<a>[a-z]+(?: [a-z]+)?) (?:is|are)\b"), "favorite"),
     (re.compile(
-        rf"^{_NAME}['’]s (?:new )?(?P<a>address|email|e-mail|phone number|phone|birthday|job|partner|boyfriend|"
-        r"girlfriend|husband|wife|hometown|employer) (?:is|was changed to)\b"), "attr"),
+        rf"^{_NAME}['’]s (?:new |current )?(?P<a>address|email|e-mail|phone number|phone|birthday|job|partner|boyfriend|"
+        r"girlfriend|husband|wife|hometown|employer|name|nickname|commute|salary|rent|major|school|university|"
+        r"college|car|manager|boss) (?:is|was changed to)\b"), "attr"),
 ]
 
 
