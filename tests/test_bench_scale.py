@@ -81,11 +81,18 @@ def test_run_scale_reports_every_figure(tmp_path: Path, embedder) -> None:
         assert r["search"]["store_vector"]["runs"] == 2
         assert r["search"]["store_vector_over_numpy_p50"] > 0
         assert r["topk_agreement"] == 1.0  # the baseline and the store rank the same vectors alike
+        ann = r["ann"]
+        assert ann["indexes"] == r["scopes"] and ann["rows"] == r["memories"]  # every scope was queried
+        assert ann["build_seconds"] >= 0 and ann["index_mb"] > 0 and ann["last_error"] is None
+        [at] = ann["by_ef"]
+        assert at["paths"] == {"ann": 20}  # every timed query went through an index
+        assert 0.9 <= at["recall_at_10"] <= 1 and at["ann_over_numpy_p50"] > 0
     growth = report["growth"]
     assert [(g["scopes"], g["from"], g["to"]) for g in growth] == [(1, 300, 600), (3, 300, 600)]
     assert all(g["disk_bytes"] > 1 for g in growth)
     md = scale_markdown(report)
     assert "| 600 | 3 |" in md and "Growth" in md
+    assert "ANN path" in md and "| 600 | 3 | 128 |" in md
 
 
 def test_bench_scale_cli_writes_json(tmp_path: Path) -> None:

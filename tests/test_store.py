@@ -14,7 +14,7 @@ from memstrata.ids import new_id
 from memstrata.model import Episode, Note, Scope, SearchFilters, cache_key, text_hash
 from memstrata.store.sqlite import SQLiteStore
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 
 
@@ -22,8 +22,15 @@ T0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
 def store(request, tmp_path: Path):
     if request.param == "sqlite":
         s = SQLiteStore(tmp_path / "store.db")
-    yield s
-    s.close()
+        yield s
+        s.close()
+    else:
+        from memstrata.store.postgres import PostgresStore
+
+        url, schema = request.getfixturevalue("pg_schema")
+        s = PostgresStore(url, schema=schema)
+        yield s
+        s.close()
 
 
 def episode(text: str, *, user: str | None = "ana", agent: str | None = None, session: str | None = None,

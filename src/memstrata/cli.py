@@ -42,7 +42,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from . import validate as check
-from .config import Settings
+from .config import Settings, redact_url
 from .errors import ConfigError, InvalidInput, MemstrataError, NotFound, ScopeRequired, StoreError
 from .memory import Memory
 from .model import Record, Scope, SearchHit
@@ -582,6 +582,8 @@ def show_config(as_json: JsonOpt = False) -> None:
     values = _state().settings().model_dump(mode="json")
     if values.get("openai_api_key"):
         values["openai_api_key"] = "***"
+    if values.get("postgres_url"):
+        values["postgres_url"] = redact_url(values["postgres_url"])
     if as_json:
         _print_json(values)
     else:

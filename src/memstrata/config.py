@@ -3,14 +3,28 @@
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from .errors import ConfigError
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password replaced by '***' (for messages, logs and `memstrata config`)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is not None:
+            host = parts.netloc.rsplit("@", 1)[1]
+            parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+        return re.sub(r"(?i)(password=)[^&]*", r"\1***", urlunsplit(parts))
+    except ValueError:
+        return "<unparsable URL>"
 
 
 def default_db_path() -> Path:
@@ -26,14 +40,28 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MEMSTRATA_", extra="forbid")
 
     # storage
-    store: Literal["sqlite"] = "sqlite"
+    store: Literal["sqlite", "postgres"] = Field(
+        "sqlite", description="sqlite: one file (`db`); postgres: a shared database (`postgres_url`, docs/postgres.md)"
+    )
     db: Path = Field(default_factory=default_db_path, description="SQLite database file")
+    postgres_url: str | None = Field(
+        None, description="with store = 'postgres': postgresql://user:password@host:port/dbname"
+    )
+    postgres_schema: str = Field(
+        "public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="with store = 'postgres': the schema holding the tables"
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="FULL: an acknowledged add survives power loss; NORMAL: survives a process crash only"
     )
     busy_timeout_ms: int = Field(5_000, ge=0, description="wait this long for another writer before retrying")
     vector_cache_mb: int = Field(512, ge=0, description="memory for per-scope vector matrices kept between searches")
     search_threads: int = Field(1, ge=1, le=256, description="BLAS threads for the exact vector scan (1 is fastest on a busy 2-core machine)")
+    ann_min_vectors: int = Field(
+        50_000, description="a scope with at least this many vectors is searched through an HNSW index (usearch) "
+        "once it is built in the background; 0 or negative: always the exact scan"
+    )
+    ann_expansion_search: int = Field(128, ge=1, le=4096, description="HNSW search beam (ef): higher is slower and closer to exact")
+    ann_cache_mb: int = Field(1024, ge=0, description="memory for the HNSW indexes of large scopes (about 2.8 KB per 384-d vector)")
 
     # embeddings
     embedder: Literal["minilm", "openai"] = "minilm"

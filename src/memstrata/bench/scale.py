@@ -10,6 +10,9 @@ that configuration alone):
   the scopes;
 - the same vector queries answered by an exact numpy scan over the same vectors
   in the same process: the baseline, with the agreement of the two top-10s;
+- the ANN path (HNSW, store/ann.py) forced on every queried scope: index build
+  time and memory, then latency and recall@10 against the exact scan at each
+  search beam (ef) asked for;
 - database size on disk and peak RSS.
 
 Once per run, the real embedder's ingest throughput through `Memory.add` is
@@ -25,6 +28,7 @@ import random
 import shutil
 import tempfile
 import time
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, timezone
@@ -40,6 +44,8 @@ from ..ids import new_id
 from ..memory import Memory
 from ..model import Episode, Scope, SearchFilters
 from ..read.query import lexical_terms
+from ..store import open_store
+from ..store.ann import CONNECTIVITY, EXPANSION_ADD
 from . import synth
 from .metrics import latency_summary, machine_info, median, median_summary, peak_rss_mb, ratio
 
@@ -74,6 +80,10 @@ class ScaleConfig:
     #: BLAS threads for the searches (store and numpy alike). None: the library default (all cores);
     #: a multi-threaded matrix-vector product on a busy machine waits for a free core, so 1 is steadier.
     blas_threads: int | None = 1
+    #: HNSW search beams (ef) at which the ANN path is measured (empty: not measured).
+    ann_expansion_search: Sequence[int] = (128,)
+    #: `Settings.ann_cache_mb` for the ANN measurement (None: the setting's default).
+    ann_cache_mb: int | None = None
 
 
 class _NullProgress:
@@ -110,10 +120,13 @@ def _progress(enabled: bool) -> Any:
 
 
 def _settings(cfg: ScaleConfig, db: Path) -> Settings:
+    """The runs' settings: the exact scan for every search (the ANN path is measured on its own)."""
     base = Settings.load()
-    update: dict[str, Any] = {"db": db}
+    update: dict[str, Any] = {"db": db, "ann_min_vectors": 0}
     if cfg.vector_cache_mb is not None:
         update["vector_cache_mb"] = cfg.vector_cache_mb
+    if cfg.ann_cache_mb is not None:
+        update["ann_cache_mb"] = cfg.ann_cache_mb
     return base.model_copy(update=update)
 
 
@@ -384,6 +397,10 @@ def _measure_config(
         }
         result["peak_rss_mb_store"] = round(peak_rss_mb(), 1)
         mem.close()
+        if cfg.ann_expansion_search:
+            result["ann"] = _measure_ann(cfg, settings, model, query_vecs, q_scopes, store_top, prog)
+            for row in result["ann"]["by_ef"]:
+                row["ann_over_store_exact_p50"] = ratio(row["vector"].get("p50_ms"), result["search"]["store_vector"]["p50_ms"])
 
         # Baseline: exact numpy scan over the same vectors, grouped by scope, in this process.
         order = np.concatenate([np.arange(k, n, s, dtype=np.int64) for k in range(s)])
@@ -413,10 +430,69 @@ def _measure_config(
             result["search"]["store_vector"]["p50_ms"], result["search"]["numpy_exact"]["p50_ms"]
         )
         result["topk_agreement"] = round(float(np.mean(agree)), 4) if agree else None
+        if "ann" in result:
+            for row in result["ann"]["by_ef"]:
+                row["ann_over_numpy_p50"] = ratio(row["vector"].get("p50_ms"), result["search"]["numpy_exact"]["p50_ms"])
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if not cfg.keep:
         _unlink_db(db)
     return result
+
+
+def _measure_ann(
+    cfg: ScaleConfig, settings: Settings, model: str, query_vecs: np.ndarray, q_scopes: list[int],
+    exact_top: list[list[str]], prog: Any,
+) -> dict:
+    """The store's ANN path forced on every queried scope (`ann_min_vectors=1`): build the indexes, then
+    time the same vector queries at each ef, with recall@10 against the exact store's top 10."""
+    store = open_store(settings.model_copy(update={"ann_min_vectors": 1,
+                                                   "ann_expansion_search": cfg.ann_expansion_search[0]}))
+    ann = store.ann  # type: ignore[attr-defined]
+    filters = SearchFilters()
+    out: dict[str, Any] = {"connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD, "threads": ann.threads,
+                           "ann_cache_mb": settings.ann_cache_mb, "by_ef": []}
+    try:
+        # The first search of a scope loads its matrix and schedules its index; the build runs in the background.
+        t0 = time.perf_counter()
+        for k in sorted(set(q_scopes)):
+            store.vector_search(query_vecs[0], model, Scope(user_id=_user(k)), filters, TOP_K)
+        out["load_seconds"] = round(time.perf_counter() - t0, 2)
+        t0 = time.perf_counter()
+        ann.wait()
+        out["wait_seconds"] = round(time.perf_counter() - t0, 2)
+        stats = ann.stats()
+        rows = sum(st["rows"] for st in stats)
+        out.update({
+            "indexes": len(stats), "rows": rows,
+            "build_seconds": round(sum(st["build_seconds"] or 0.0 for st in stats), 3),
+            "index_mb": round(sum(st["nbytes"] for st in stats) / 2**20, 1),
+            "index_bytes_per_vector": round(sum(st["nbytes"] for st in stats) / rows, 1) if rows else None,
+            "last_error": ann.last_error,
+        })
+        task = prog.add_task("ANN searches", total=len(cfg.ann_expansion_search) * cfg.repeats * len(q_scopes))
+        for ef in cfg.ann_expansion_search:
+            ann.expansion_search = ef
+            before = Counter(ann.paths)
+            runs, recall = [], []
+            for r in range(cfg.repeats):
+                at = []
+                for qi, k in enumerate(q_scopes):
+                    t0 = time.perf_counter()
+                    hits = store.vector_search(query_vecs[qi], model, Scope(user_id=_user(k)), filters, TOP_K)
+                    at.append(time.perf_counter() - t0)
+                    if r == 0:
+                        recall.append(len({h for h, _ in hits} & set(exact_top[qi])) / max(1, len(exact_top[qi])))
+                    prog.advance(task)
+                runs.append(latency_summary(at))
+            out["by_ef"].append({
+                "expansion_search": ef, "vector": median_summary(runs),
+                "recall_at_10": round(float(np.mean(recall)), 4) if recall else None,
+                "paths": dict(Counter(ann.paths) - before),
+            })
+        out["peak_rss_mb"] = round(peak_rss_mb(), 1)
+    finally:
+        store.close()
+    return out
 
 
 def exact_top_k(matrix: np.ndarray, query: np.ndarray, k: int) -> np.ndarray:
@@ -492,6 +568,23 @@ def scale_markdown(report: dict) -> str:
             f"{_f(lx['p50_ms'])} / {_f(lx['p99_ms'])}", f"{_f(h['p50_ms'])} / {_f(h['p99_ms'])}",
             _f(r["topk_agreement"], 3), _f(r["peak_rss_mb"], 0),
         ]) + " |")
+    ann_rows = [(r, a) for r in report["runs"] if "ann" in r for a in r["ann"]["by_ef"]]
+    if ann_rows:
+        out.append("\n### ANN path (HNSW, usearch; forced on every queried scope)\n")
+        head = ["N", "scopes", "ef", "ANN p50/p95/p99 ms", "exact store p50 ms", "numpy p50 ms", "ANN / numpy",
+                "recall@10", "build s", "index MB", "B/vector", "answered by"]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        for r, a in ann_rows:
+            v, ix = a["vector"], r["ann"]
+            out.append("| " + " | ".join([
+                f"{r['memories']:,}", f"{r['scopes']:,}", str(a["expansion_search"]),
+                f"{_f(v.get('p50_ms'))} / {_f(v.get('p95_ms'))} / {_f(v.get('p99_ms'))}",
+                _f(r["search"]["store_vector"]["p50_ms"]), _f(r["search"]["numpy_exact"]["p50_ms"]),
+                _f(a.get("ann_over_numpy_p50")) + "x", _f(a["recall_at_10"], 3), _f(ix["build_seconds"], 1),
+                _f(ix["index_mb"], 1), _f(ix["index_bytes_per_vector"], 0),
+                ", ".join(f"{k} {n}" for k, n in sorted(a["paths"].items())),
+            ]) + " |")
     if report.get("growth"):
         out.append("\n### Growth (larger N / smaller N, same scopes)\n")
         head = ["scopes", "N", "ingest /s", "disk", "vector p50", "vector p99", "lexical p50", "Memory.search p50",

@@ -12,7 +12,7 @@ import threading
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Hashable, Iterator
+from typing import Any, Generic, Hashable, Iterator, Protocol, TypeVar
 
 import numpy as np
 from threadpoolctl import ThreadpoolController
@@ -65,10 +65,8 @@ class ScopeMatrix:
     def nbytes(self) -> int:
         return int(self.matrix.nbytes + self.rids.nbytes + 3 * self.event_time.nbytes + 72 * len(self.ids))
 
-    def search(
+    def mask(
         self,
-        query: np.ndarray,
-        limit: int,
         *,
         session_id: str | None = None,
         time_from: float | None = None,
@@ -79,13 +77,9 @@ class ScopeMatrix:
         as_of: float | None = None,
         include_archived: bool = False,
         kinds: list[str] | None = None,
-        threads: int | None = 1,
-    ) -> list[tuple[str, float]]:
-        """Top `limit` rows by dot product among rows passing every filter."""
-        n = len(self.ids)
-        if n == 0 or limit <= 0:
-            return []
-        mask = np.ones(n, dtype=bool)
+    ) -> np.ndarray:
+        """Boolean mask of the rows passing every filter."""
+        mask = np.ones(len(self.ids), dtype=bool)
         if session_id is not None:
             mask &= self.session == session_id
         if time_from is not None:
@@ -95,8 +89,9 @@ class ScopeMatrix:
         if layers is not None:
             mask &= np.isin(self.layer, np.asarray(layers, dtype=np.int8))
         if not include_inactive:
-            allowed = [ACTIVE, SUPERSEDED] if as_of is not None else [ACTIVE]
-            mask &= np.isin(self.status, allowed + ([ARCHIVED] if include_archived else []))
+            codes = ([ACTIVE, SUPERSEDED] if as_of is not None else [ACTIVE]) + ([ARCHIVED] if include_archived else [])
+            # one code (the default): a comparison, a hundred times cheaper than isin at 10^6 rows
+            mask &= self.status == codes[0] if len(codes) == 1 else np.isin(self.status, codes)
         if as_of is not None:
             mask &= (self.valid_from <= as_of) & (as_of < self.valid_to)
             mask &= ~((self.status == SUPERSEDED) & np.isinf(self.valid_to))
@@ -104,8 +99,15 @@ class ScopeMatrix:
             mask &= np.isin(self.kind, np.asarray(kinds, dtype=object))
         if allowed_rids is not None:
             mask &= np.isin(self.rids, allowed_rids)
-        allowed = int(mask.sum())
-        if allowed == 0:
+        return mask
+
+    def top(
+        self, query: np.ndarray, mask: np.ndarray, limit: int, *, threads: int | None = 1, allowed: int | None = None
+    ) -> list[tuple[str, float]]:
+        """Top `limit` rows by dot product among the rows `mask` admits (`allowed`: its count, if known)."""
+        n = len(self.ids)
+        allowed = int(np.count_nonzero(mask)) if allowed is None else allowed
+        if n == 0 or limit <= 0 or allowed == 0:
             return []
         # Score every row (one matrix-vector product) and drop the filtered ones afterwards:
         # cheaper than gathering the allowed rows into a copy of the matrix.
@@ -118,17 +120,55 @@ class ScopeMatrix:
         top = top[np.argsort(-scores[top], kind="stable")][:k]
         return [(self.ids[r], float(scores[r])) for r in top]
 
+    def rank(
+        self, query: np.ndarray, rows: np.ndarray, limit: int, *, threads: int | None = 1
+    ) -> list[tuple[str, float]]:
+        """Top `limit` of the given row positions by dot product (exact scores; gathers only those rows)."""
+        if len(rows) == 0 or limit <= 0:
+            return []
+        rows = np.sort(np.asarray(rows, dtype=np.int64))
+        with blas_threads(threads):
+            scores = self.matrix[rows] @ query
+        order = np.argsort(-scores, kind="stable")[:limit]
+        return [(self.ids[int(rows[o])], float(scores[o])) for o in order]
 
-class MatrixCache:
-    """LRU of `ScopeMatrix` by key, bounded in bytes; an entry is valid for one version stamp."""
+    def search(
+        self,
+        query: np.ndarray,
+        limit: int,
+        *,
+        threads: int | None = 1,
+        **filters: Any,
+    ) -> list[tuple[str, float]]:
+        """Top `limit` rows by dot product among rows passing every filter (keywords of `mask`)."""
+        if len(self.ids) == 0 or limit <= 0:
+            return []
+        return self.top(query, self.mask(**filters), limit, threads=threads)
+
+
+class Sized(Protocol):
+    """Anything that reports the memory it holds."""
+
+    @property
+    def nbytes(self) -> int: ...
+
+
+S = TypeVar("S", bound=Sized)
+
+
+class MatrixCache(Generic[S]):
+    """LRU of `ScopeMatrix` (or anything `Sized`) by key, bounded in bytes; an entry is valid for one version stamp.
+
+    An entry's size is taken when it is put; put it again after it grew.
+    """
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
-        self._entries: OrderedDict[Hashable, tuple[Hashable, ScopeMatrix]] = OrderedDict()
+        self._entries: OrderedDict[Hashable, tuple[Hashable, S, int]] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
 
-    def get(self, key: Hashable, version: Hashable) -> ScopeMatrix | None:
+    def get(self, key: Hashable, version: Hashable) -> S | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] != version:
@@ -136,18 +176,24 @@ class MatrixCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: Hashable, version: Hashable, matrix: ScopeMatrix) -> None:
+    def put(self, key: Hashable, version: Hashable, item: S) -> None:
         with self._lock:
             old = self._entries.pop(key, None)
             if old is not None:
-                self._bytes -= old[1].nbytes
-            if matrix.nbytes > self.max_bytes:
+                self._bytes -= old[2]
+            size = item.nbytes
+            if size > self.max_bytes:
                 return
-            self._entries[key] = (version, matrix)
-            self._bytes += matrix.nbytes
+            self._entries[key] = (version, item, size)
+            self._bytes += size
             while self._bytes > self.max_bytes and self._entries:
-                _, (_, evicted) = self._entries.popitem(last=False)
-                self._bytes -= evicted.nbytes
+                _, (_, _, evicted) = self._entries.popitem(last=False)
+                self._bytes -= evicted
+
+    def items(self) -> list[tuple[Hashable, S]]:
+        """(key, item) of every entry, least recently used first."""
+        with self._lock:
+            return [(k, v[1]) for k, v in self._entries.items()]
 
     def clear(self) -> None:
         with self._lock:

@@ -17,11 +17,13 @@ import numpy as np
 
 from ..errors import InvalidInput, NotFound, SchemaTooNew, StoreCorrupt, StoreError
 from ..model import (
-    RECORD_TYPES, HistoryEvent, Page, Record, Scope, SearchFilters, SlotState, cache_key, embedding_text,
+    HistoryEvent, Page, Record, Scope, SearchFilters, SlotState, cache_key, embedding_text,
     text_hash,
 )
 from ..timeutil import now, to_datetime
-from .exact import STATUS_CODES, MatrixCache, ScopeMatrix
+from .ann import ann_indexes
+from .exact import MatrixCache
+from .rows import record_from_row, state_key
 from .sqlite_lifecycle import LifecycleMixin
 from .sqlite_schema import APP_ID, CURRENT_VERSION, MIGRATIONS, scope_tokens
 from .sqlite_sql import (
@@ -35,16 +37,15 @@ from .sqlite_sql import (
     _scope_where,
     _split_sql,
 )
+from .vecpath import ExactVectorSearch
 
 T = TypeVar("T")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
-def _state_key(scope: Scope) -> str:
-    """One user/agent pair (sessions share their user's organise state)."""
-    return json.dumps([scope.user_id, scope.agent_id])
+_state_key = state_key
 
 
-class SQLiteStore(LifecycleMixin):
+class SQLiteStore(LifecycleMixin, ExactVectorSearch):
     """SQLite backend. Thread-safe; several processes may share one file (WAL)."""
 
     def __init__(
@@ -56,6 +57,9 @@ class SQLiteStore(LifecycleMixin):
         vector_cache_mb: int = 512,
         max_retries: int = 8,
         search_threads: int | None = 1,
+        ann_min_vectors: int = 50_000,
+        ann_expansion_search: int = 128,
+        ann_cache_mb: int = 1024,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if str(path) != ":memory:" else Path(":memory:")
@@ -65,6 +69,7 @@ class SQLiteStore(LifecycleMixin):
         self._max_retries = max_retries
         self._search_threads = search_threads
         self._matrices = MatrixCache(vector_cache_mb * 1024 * 1024)
+        self._ann = ann_indexes(ann_min_vectors, ann_expansion_search, ann_cache_mb, search_threads)
         self._check_file()
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -180,22 +185,7 @@ class SQLiteStore(LifecycleMixin):
     # ------------------------------------------------------------------ rows <-> records
 
     def _to_record(self, row: tuple, sources: list[str]) -> Record:
-        (_, rid_id, layer, kind, user_id, agent_id, session_id, role, speaker, content, event_time, created_at,
-         updated_at, valid_from, valid_to, status, importance, keywords, entities, metadata, dedup_key, slot,
-         strength, last_access, pinned) = row
-        cls = RECORD_TYPES[layer]
-        # Rows were validated on the way in; constructing without re-validation keeps reads fast.
-        return cls.model_construct(
-            id=rid_id, kind=kind, user_id=user_id, agent_id=agent_id, session_id=session_id, role=role,
-            speaker=speaker, content=content, event_time=to_datetime(event_time), created_at=to_datetime(created_at),
-            updated_at=to_datetime(updated_at),
-            valid_from=to_datetime(valid_from) if valid_from is not None else None,
-            valid_to=to_datetime(valid_to) if valid_to is not None else None,
-            status=status, importance=importance, keywords=json.loads(keywords), entities=json.loads(entities),
-            metadata=json.loads(metadata), sources=sources, dedup_key=dedup_key, slot=slot,
-            strength=strength, last_access=to_datetime(last_access) if last_access is not None else None,
-            pinned=bool(pinned),
-        )
+        return record_from_row(row, sources)
 
     def _records_by_rid(self, rows: list[tuple]) -> list[Record]:
         if not rows:
@@ -513,6 +503,8 @@ class SQLiteStore(LifecycleMixin):
                 conn.execute(f"DELETE FROM {table}")
             conn.execute("INSERT INTO records_fts(records_fts) VALUES ('rebuild')")
         self._matrices.clear()
+        if self._ann is not None:
+            self._ann.clear()
 
     # ------------------------------------------------------------------ reads
 
@@ -583,86 +575,6 @@ class SQLiteStore(LifecycleMixin):
         )
         rows = self._read(sql, [query, *params, *fparams, limit])
         return [(rid, -score) for rid, score in rows]
-
-    def _scope_version(self, scope: Scope) -> tuple[int, ...]:
-        keys = _scope_keys(scope.user_id, scope.agent_id)
-        found = dict(
-            self._read(f"SELECT scope_key, version FROM scope_versions WHERE scope_key IN ({','.join('?' * len(keys))})", keys)
-        )
-        return tuple(found.get(k, 0) for k in keys)
-
-    def _load_matrix(self, scope: Scope, model: str) -> ScopeMatrix:
-        base = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
-        key = (base.user_id, base.agent_id, model)
-        version = self._scope_version(base)
-        cached = self._matrices.get(key, version)
-        if cached is not None:
-            return cached
-        where, params = _scope_where(base)
-        rows = self._read(
-            "SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status, v.vec, "
-            "coalesce(r.valid_from, r.event_time), coalesce(r.valid_to, 'inf'), r.kind FROM records r "
-            f"JOIN vectors v ON v.rid = r.rid WHERE {where} AND v.model = ? ORDER BY r.rid",
-            [*params, model],
-        )
-        if rows:
-            blob = b"".join(r[6] for r in rows)
-            matrix = np.frombuffer(blob, dtype=np.float32).reshape(len(rows), -1)
-        else:
-            matrix = np.zeros((0, 0), dtype=np.float32)
-        entry = ScopeMatrix(
-            rids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-            ids=[r[1] for r in rows],
-            matrix=matrix,
-            session=np.array([r[2] for r in rows], dtype=object),
-            event_time=np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows)),
-            layer=np.fromiter((r[4] for r in rows), dtype=np.int8, count=len(rows)),
-            status=np.fromiter((STATUS_CODES[r[5]] for r in rows), dtype=np.int8, count=len(rows)),
-            valid_from=np.fromiter((r[7] for r in rows), dtype=np.float64, count=len(rows)),
-            valid_to=np.fromiter((float(r[8]) for r in rows), dtype=np.float64, count=len(rows)),
-            kind=np.array([r[9] for r in rows], dtype=object),
-        )
-        self._matrices.put(key, version, entry)
-        return entry
-
-    def vector_search(
-        self, vector: np.ndarray, model: str, scope: Scope, filters: SearchFilters, limit: int
-    ) -> list[tuple[str, float]]:
-        entry = self._load_matrix(scope, model)
-        if not entry.ids:
-            return []
-        if entry.matrix.shape[1] != vector.shape[-1]:
-            raise StoreError(
-                f"query vector has dimension {vector.shape[-1]} but stored vectors for {model!r} have "
-                f"{entry.matrix.shape[1]}"
-            )
-        allowed = None
-        if filters.metadata:
-            where, params = _scope_where(scope)
-            fwhere, fparams = _filter_where(SearchFilters(metadata=filters.metadata, include_inactive=True))
-            allowed = np.fromiter(
-                (r[0] for r in self._read(f"SELECT r.rid FROM records r WHERE {where} AND {fwhere}", [*params, *fparams])),
-                dtype=np.int64,
-            )
-        return entry.search(
-            np.asarray(vector, dtype=np.float32),
-            limit,
-            session_id=scope.session_id,
-            time_from=filters.time_from.timestamp() if filters.time_from else None,
-            time_to=filters.time_to.timestamp() if filters.time_to else None,
-            layers=filters.layers,
-            include_inactive=filters.include_inactive,
-            allowed_rids=allowed,
-            as_of=filters.as_of.timestamp() if filters.as_of else None,
-            include_archived=filters.include_archived,
-            kinds=filters.kinds,
-            threads=self._search_threads,
-        )
-
-    def vectors(self, ids: Sequence[str], model: str, scope: Scope) -> dict[str, np.ndarray]:
-        entry = self._load_matrix(scope, model)
-        wanted = set(ids)
-        return {i: entry.matrix[row] for row, i in enumerate(entry.ids) if i in wanted}
 
     # ------------------------------------------------------------------ links and scopes
 
@@ -820,3 +732,5 @@ class SQLiteStore(LifecycleMixin):
             except sqlite3.Error:
                 pass
         self._matrices.clear()
+        if self._ann is not None:
+            self._ann.close()

@@ -1,9 +1,10 @@
-"""SQL building blocks shared by the SQLite store's modules: scope and filter clauses, cursors, chunks."""
+"""SQL building blocks of the stores' modules (SQLite, and Postgres with its placeholder): scope and
+filter clauses, cursors, chunks."""
 
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..errors import InvalidInput
 from ..model import Scope, SearchFilters
@@ -15,30 +16,43 @@ _RECORD_COLUMNS = (
 )
 
 
-def _scope_where(scope: Scope, alias: str = "r", *, by_id: bool = False) -> tuple[str, list[Any]]:
+def _scope_where(scope: Scope, alias: str = "r", *, by_id: bool = False, mark: str = "?") -> tuple[str, list[Any]]:
     """SQL restricting `alias` to the scope. `by_id`: the query also names ids, so the scope columns are
-    written `+col` to keep SQLite on the id index instead of scanning the whole scope."""
+    written `+col` to keep SQLite on the id index instead of scanning the whole scope. `mark`: the
+    driver's placeholder (Postgres: "%s")."""
     clauses, params = [], []
     plus = "+" if by_id else ""
     for col in ("user_id", "agent_id", "session_id"):
         value = getattr(scope, col)
         if value is not None:
-            clauses.append(f"{plus}{alias}.{col} = ?")
+            clauses.append(f"{plus}{alias}.{col} = {mark}")
             params.append(value)
     return " AND ".join(clauses), params
 
 
-def _filter_where(filters: SearchFilters, alias: str = "r") -> tuple[str, list[Any]]:
+MetadataClause = Callable[[str, str, Any], tuple[str, list[Any]]]
+
+
+def _json_extract(alias: str, key: str, value: Any) -> tuple[str, list[Any]]:
+    """SQLite: metadata key `key` equals `value` (booleans compare as 0/1, as JSON1 reads them)."""
+    return f"json_extract({alias}.metadata, ?) = ?", [f'$."{key}"', int(value) if isinstance(value, bool) else value]
+
+
+def _filter_where(
+    filters: SearchFilters, alias: str = "r", *, mark: str = "?", metadata: MetadataClause = _json_extract
+) -> tuple[str, list[Any]]:
+    """SQL applying `filters` to `alias` (the rules of `SearchFilters.admits`); `mark` is the driver's
+    placeholder and `metadata` writes one metadata equality in the backend's JSON dialect."""
     clauses: list[str] = []
     params: list[Any] = []
     if filters.time_from is not None:
-        clauses.append(f"{alias}.event_time >= ?")
+        clauses.append(f"{alias}.event_time >= {mark}")
         params.append(filters.time_from.timestamp())
     if filters.time_to is not None:
-        clauses.append(f"{alias}.event_time <= ?")
+        clauses.append(f"{alias}.event_time <= {mark}")
         params.append(filters.time_to.timestamp())
     if filters.layers is not None:
-        clauses.append(f"{alias}.layer IN ({','.join('?' * len(filters.layers))})")
+        clauses.append(f"{alias}.layer IN ({','.join([mark] * len(filters.layers))})")
         params.extend(int(x) for x in filters.layers)
     if not filters.include_inactive:
         allowed = ["active", "superseded"] if filters.as_of is not None else ["active"]
@@ -47,17 +61,17 @@ def _filter_where(filters: SearchFilters, alias: str = "r") -> tuple[str, list[A
     if filters.as_of is not None:
         # valid_from (else event_time) <= T < valid_to; a superseded record without valid_to never counts
         clauses.append(
-            f"coalesce({alias}.valid_from, {alias}.event_time) <= ? AND (({alias}.valid_to IS NULL "
-            f"AND {alias}.status <> 'superseded') OR {alias}.valid_to > ?)"
+            f"coalesce({alias}.valid_from, {alias}.event_time) <= {mark} AND (({alias}.valid_to IS NULL "
+            f"AND {alias}.status <> 'superseded') OR {alias}.valid_to > {mark})"
         )
         params += [filters.as_of.timestamp()] * 2
     if filters.kinds is not None:
-        clauses.append(f"{alias}.kind IN ({','.join('?' * len(filters.kinds))})")
+        clauses.append(f"{alias}.kind IN ({','.join([mark] * len(filters.kinds))})")
         params.extend(filters.kinds)
     for key, value in filters.metadata.items():
-        clauses.append(f"json_extract({alias}.metadata, ?) = ?")
-        params.append(f'$."{key}"')
-        params.append(int(value) if isinstance(value, bool) else value)
+        clause, values = metadata(alias, key, value)
+        clauses.append(clause)
+        params += values
     return " AND ".join(clauses), params
 
 

@@ -1,0 +1,139 @@
+"""The Postgres schema and its migrations. Version N is reached by applying MIGRATIONS[0..N-1].
+
+The same tables as the SQLite schema (store/sqlite_schema.py), with Postgres types: times are epoch
+seconds (double precision), JSON fields are text as SQLite keeps them (metadata filters cast to
+jsonb), vectors are float32 bytes (bytea; pgvector is not required), and the lexical index is a
+stored tsvector column with a GIN index.
+"""
+
+from __future__ import annotations
+
+#: Text search configuration of the lexical index (stemming; English stop words are not indexed).
+TS_CONFIG = "english"
+
+#: BM25 weight of a term occurrence by tsvector weight: content, keywords and entities are A (1.0),
+#: the speaker B (0.5), as the SQLite backend weighs its FTS5 columns in bm25().
+TS_WEIGHT_B = 0.5
+
+MIGRATIONS: list[str] = [
+    # v1: records of every layer, sources, links, vectors, lexical index, history, audit, caches,
+    # organise progress (the SQLite schema's v1-v5 in one step)
+    f"""
+    CREATE TABLE records (
+        rid          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id           text NOT NULL UNIQUE,
+        layer        smallint NOT NULL CHECK (layer BETWEEN 0 AND 3),
+        kind         text NOT NULL,
+        user_id      text,
+        agent_id     text,
+        session_id   text,
+        role         text,
+        speaker      text,
+        content      text NOT NULL,
+        content_hash text NOT NULL,
+        event_time   double precision NOT NULL,
+        created_at   double precision NOT NULL,
+        updated_at   double precision NOT NULL,
+        valid_from   double precision,
+        valid_to     double precision,
+        status       text NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'superseded', 'archived')),
+        importance   double precision NOT NULL DEFAULT 0.5,
+        strength     double precision NOT NULL DEFAULT 1.0,
+        last_access  double precision,
+        pinned       boolean NOT NULL DEFAULT false,
+        keywords     text NOT NULL DEFAULT '[]',
+        entities     text NOT NULL DEFAULT '[]',
+        metadata     text NOT NULL DEFAULT '{{}}',
+        dedup_key    text,
+        slot         text,
+        tsv          tsvector GENERATED ALWAYS AS (
+            setweight(to_tsvector('{TS_CONFIG}', content), 'A')
+            || setweight(to_tsvector('{TS_CONFIG}', coalesce(speaker, '')), 'B')
+            || setweight(to_tsvector('{TS_CONFIG}', keywords), 'A')
+            || setweight(to_tsvector('{TS_CONFIG}', entities), 'A')
+        ) STORED,
+        -- words in the indexed fields: BM25's document length
+        doc_len      integer GENERATED ALWAYS AS (coalesce(array_length(regexp_split_to_array(btrim(regexp_replace(
+            content || ' ' || coalesce(speaker, '') || ' ' || keywords || ' ' || entities,
+            '[^[:alnum:]]+', ' ', 'g')), ' '), 1), 0)) STORED,
+        CHECK (user_id IS NOT NULL OR agent_id IS NOT NULL)
+    );
+    CREATE INDEX records_by_user ON records(user_id, agent_id, layer, rid);
+    CREATE INDEX records_by_agent ON records(agent_id, layer, rid);
+    CREATE INDEX records_by_hash ON records(content_hash);
+    CREATE INDEX records_by_key ON records(dedup_key) WHERE dedup_key IS NOT NULL;
+    CREATE INDEX records_by_slot ON records(slot) WHERE slot IS NOT NULL;
+    CREATE INDEX records_by_session ON records(session_id, layer, event_time, rid) WHERE session_id IS NOT NULL;
+    CREATE INDEX records_tsv ON records USING gin (tsv);
+
+    CREATE TABLE sources (
+        rid       bigint NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        source_id text NOT NULL,
+        position  integer NOT NULL,
+        PRIMARY KEY (rid, source_id)
+    );
+    CREATE INDEX sources_by_source ON sources(source_id);
+
+    CREATE TABLE links (
+        src    bigint NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        dst    bigint NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        kind   text NOT NULL,
+        weight double precision NOT NULL DEFAULT 1.0,
+        PRIMARY KEY (src, dst, kind)
+    );
+    CREATE INDEX links_by_dst ON links(dst);
+
+    CREATE TABLE vectors (
+        rid   bigint PRIMARY KEY REFERENCES records(rid) ON DELETE CASCADE,
+        model text NOT NULL,
+        vec   bytea NOT NULL
+    );
+
+    CREATE TABLE history (
+        hid         bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        record_id   text NOT NULL,
+        event       text NOT NULL,
+        at          double precision NOT NULL,
+        old_content text,
+        new_content text,
+        actor       text NOT NULL DEFAULT 'api',
+        detail      text NOT NULL DEFAULT '{{}}'
+    );
+    CREATE INDEX history_by_record ON history(record_id);
+
+    -- Deletions, by id and time only: never content.
+    CREATE TABLE audit (
+        aid       bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        record_id text NOT NULL,
+        event     text NOT NULL,
+        at        double precision NOT NULL
+    );
+
+    CREATE TABLE embed_cache (
+        model     text NOT NULL,
+        text_hash text NOT NULL,
+        vec       bytea NOT NULL,
+        PRIMARY KEY (model, text_hash)
+    );
+    CREATE INDEX embed_cache_by_hash ON embed_cache(text_hash);
+
+    -- Bumped on every write to a user's or agent's records; every process validates its cached
+    -- vector matrices against it.
+    CREATE TABLE scope_versions (
+        scope_key text PRIMARY KEY,
+        version   bigint NOT NULL
+    );
+
+    CREATE TABLE organise_state (
+        scope_key text NOT NULL,
+        step      text NOT NULL,
+        value     text NOT NULL,
+        PRIMARY KEY (scope_key, step)
+    );
+    """,
+]
+
+#: Every table of the schema, children first (the order `reset` empties them in).
+TABLES = ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "organise_state")
+
+CURRENT_VERSION = len(MIGRATIONS)

@@ -1,0 +1,229 @@
+"""`Memory` over the Postgres store, end to end with the real embedder; and what only Postgres has
+(two processes' caches, the erasure of every row, settings and URL errors).
+
+Needs $MEMSTRATA_TEST_POSTGRES_URL (`eval "$(bash scripts/postgres-test-server)"`); skipped without it
+unless MEMSTRATA_REQUIRE_POSTGRES=1.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from memstrata import Memory, NotFound, Settings
+from memstrata.errors import ConfigError, StoreError
+from memstrata.model import Scope
+from memstrata.store import open_store
+from test_memory import CHAT
+
+TOKEN = "Qxvzorblatt"
+
+
+@pytest.fixture
+def settings(pg_schema) -> Settings:
+    url, schema = pg_schema
+    return Settings(store="postgres", postgres_url=url, postgres_schema=schema)
+
+
+@pytest.fixture
+def memory(settings, embedder):
+    m = Memory(settings=settings, embedder=embedder)
+    yield m
+    m.close()
+
+
+def _rows_holding(memory: Memory, token: str) -> list[str]:
+    """Every table.column of the store's schema that still holds `token` in any row."""
+    store = memory.store
+    found = []
+    tables = [t for (t,) in store._read(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [store.schema])]
+    for table in tables:
+        for (col,) in store._read(
+            "SELECT column_name FROM information_schema.columns WHERE table_schema = %s AND table_name = %s",
+            [store.schema, table],
+        ):
+            hits = store._read(f'SELECT count(*) FROM "{table}" WHERE position(lower(%s) IN lower("{col}"::text)) > 0',
+                               [token])
+            if hits[0][0]:
+                found.append(f"{table}.{col}")
+    return found
+
+
+def test_conversation_search_context_organise_history_delete(memory: Memory):
+    added = memory.add(CHAT, user_id="ana", session_id="s1", timestamp="2026-03-02T10:00:00Z")
+    memory.add("I prefer tea over coffee", user_id="ana")
+    hits = memory.search("Which city did Ana move to?", user_id="ana", limit=3)
+    assert hits[0].provenance == [added.episodes[0].id]
+    assert {"bm25", "dense"} >= set(hits[0].ranks) and hits[0].score >= hits[-1].score
+    block = memory.context("Who is visiting in June?", user_id="ana", budget_tokens=200)
+    assert "Marta" in block.text and all(line.provenance for line in block.lines)
+    marta = next(line for line in block.lines if "Marta" in line.text)
+    assert marta.provenance == [added.episodes[3].id]
+
+    reports = memory.organise(user_id="ana")
+    assert reports and reports[0].changed > 0
+    assert any(r.layer_value >= 2 for r in memory.list(user_id="ana", limit=1000).items), "topics were built"
+    assert memory.organise(user_id="ana")[0].changed == 0, "a second run changes nothing"
+
+    tea = memory.search("tea", user_id="ana", limit=1)[0]
+    memory.update(tea.provenance[0], content="I prefer green tea over coffee", user_id="ana")
+    events = memory.history(tea.provenance[0], user_id="ana")
+    assert [e.event for e in events] == ["created", "updated"]
+    assert events[1].old_content == "I prefer tea over coffee"
+
+    secret = memory.add(f"My locker code is {TOKEN} 4471", user_id="ana", session_id="s2")
+    assert memory.search(TOKEN, user_id="ana")[0].provenance == secret.ids
+    memory.delete_episode(secret.ids[0], user_id="ana")
+    assert memory.search(TOKEN, user_id="ana", recipe="bm25") == []
+    assert all(TOKEN not in h.content for h in memory.search(TOKEN, user_id="ana", recipe="dense"))
+    assert _rows_holding(memory, TOKEN) == []
+    with pytest.raises(NotFound):
+        memory.history(secret.ids[0], user_id="ana")
+    assert memory.delete_all(user_id="ana") > 0
+    assert memory.list(user_id="ana").items == [] and memory.store.stats()["records"] == {}
+    memory.vacuum()
+    assert memory.store.integrity_check() == []
+
+
+def test_two_processes_see_each_others_writes(settings, embedder):
+    """Two Memory objects are two connections (as two server processes): each one's cached vector
+    matrix is invalidated by the version stamp the other's writes bump."""
+    a, b = Memory(settings=settings, embedder=embedder), Memory(settings=settings, embedder=embedder)
+    try:
+        a.add("I went sailing on the Tagus", user_id="ana")
+        assert len(b.search("sailing", user_id="ana", recipe="dense")) >= 1
+        cached = b.store._matrices.get(("ana", None, embedder.name), b.store._scope_version(Scope(user_id="ana")))
+        assert cached is not None, "b cached the scope's matrix"
+        second = a.add("Sailing again, this time to Cascais", user_id="ana")
+        dense = b.search("sailing to Cascais", user_id="ana", recipe="dense", limit=10)
+        assert second.ids[0] in [i for h in dense for i in h.provenance]
+        b.delete(second.ids[0], user_id="ana")
+        assert all(second.ids[0] not in h.provenance for h in a.search("Cascais", user_id="ana", recipe="dense"))
+    finally:
+        a.close()
+        b.close()
+
+
+def test_another_users_memory_is_never_returned(memory: Memory):
+    mine = memory.add("My bank PIN hint is the year of the flood", user_id="ana")
+    memory.add("My bank PIN hint is my dog's birthday", user_id="bob")
+    memory.add("Agent scratchpad about bank PIN hints", agent_id="helper")
+    for recipe in ("bm25", "dense", "hybrid", "strata"):
+        hits = memory.search("bank PIN hint", user_id="ana", recipe=recipe, limit=20)
+        assert hits and {h.record.user_id for h in hits} == {"ana"}, recipe
+    block = memory.context("bank PIN hint", user_id="ana", budget_tokens=300)
+    assert "dog" not in block.text and "scratchpad" not in block.text
+    with pytest.raises(NotFound):
+        memory.get(mine.ids[0], user_id="bob")
+    bobs = len(memory.list(user_id="bob", limit=1000).items)
+    assert memory.delete_all(user_id="bob") == bobs and memory.search("dog", user_id="bob") == []
+    assert [h.provenance for h in memory.search("flood", user_id="ana", limit=1)] == [mine.ids]
+
+
+def test_settings_and_url_errors_name_the_problem_without_the_password(pg_schema, monkeypatch):
+    url, _ = pg_schema
+    with pytest.raises(ConfigError, match="needs postgres_url"):
+        open_store(Settings(store="postgres"))
+    with pytest.raises(ConfigError, match="must be a postgresql://"):
+        open_store(Settings(store="postgres", postgres_url="mysql://u:hunter2@h/db"))
+    bad = "postgresql://memstrata:hunter2-secret@127.0.0.1:1/memstrata_test?connect_timeout=2"
+    with pytest.raises(StoreError, match="cannot connect") as err:
+        open_store(Settings(store="postgres", postgres_url=bad))
+    assert "hunter2" not in str(err.value) and "***" in str(err.value)
+    wrong = url.replace("//memstrata:memstrata@", "//memstrata:not-the-password@")
+    with pytest.raises(StoreError) as err:
+        open_store(Settings(store="postgres", postgres_url=wrong))
+    assert "not-the-password" not in str(err.value)
+    monkeypatch.setenv("MEMSTRATA_STORE", "postgres")
+    monkeypatch.setenv("MEMSTRATA_POSTGRES_URL", url)
+    loaded = Settings.load()
+    assert loaded.store == "postgres" and loaded.postgres_url == url
+    with pytest.raises(ConfigError, match="postgres_schema"):
+        Settings.load(postgres_schema="Robert'); DROP")
+
+
+def test_concurrent_writers_of_one_statement_store_it_once(pg_schema, embedder):
+    """Two stores (two connections) put the same statement at once: one inserts, the other merges."""
+    import threading
+    from datetime import datetime, timezone
+
+    from memstrata.ids import new_id
+    from memstrata.model import Episode, Note
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    stores = [PostgresStore(url, schema=schema) for _ in range(2)]
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    vec = embedder.embed(["ana adopted a dog"])
+    barrier, results = threading.Barrier(2), []
+
+    def write(store: PostgresStore) -> None:
+        ep = Episode(id=new_id("episode"), user_id="ana", content="I adopted a dog", event_time=t0,
+                     created_at=t0, updated_at=t0)
+        note = Note(id=new_id("note"), user_id="ana", content="ana adopted a dog", event_time=t0, created_at=t0,
+                    updated_at=t0, sources=[ep.id], dedup_key="k-dog")
+        barrier.wait()
+        results.append(store.put([ep, note], np.vstack([vec, vec]), embedder.name))
+
+    try:
+        threads = [threading.Thread(target=write, args=(s,)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        notes = [r for r in stores[0].list(Scope(user_id="ana")).items if r.layer_value == 1]
+        assert len(notes) == 1 and len(notes[0].sources) == 2
+        assert sorted(len(r) for r in results) == [0, 1]
+    finally:
+        for s in stores:
+            s.close()
+
+
+def test_export_from_sqlite_import_into_postgres_and_back(tmp_path, settings, embedder):
+    """Every layer, history, links and lifecycle fields move between the backends losslessly."""
+    from test_export_roundtrip import ANA, Clock, build, results, snapshot
+
+    from memstrata.transfer import export_jsonl, import_file
+
+    clock = Clock()
+    src = Memory(settings=Settings(db=tmp_path / "src.db"), embedder=embedder, clock=clock)
+    pg = Memory(settings=settings, embedder=embedder, clock=clock)
+    back = Memory(settings=Settings(db=tmp_path / "back.db"), embedder=embedder, clock=clock)
+    try:
+        build(src, clock)
+        before = snapshot(src)
+        count = export_jsonl(src, tmp_path / "ana.jsonl", **ANA)
+        assert import_file(pg, tmp_path / "ana.jsonl").records == count
+        assert snapshot(pg) == before
+        dense = [hits for i, hits in enumerate(results(pg)) if i // 3 % 3 == 1]  # the dense recipe: same scan
+        assert dense == [hits for i, hits in enumerate(results(src)) if i // 3 % 3 == 1]
+        assert pg.organise(**ANA)[0].changed == 0, "an imported store is already organised"
+        assert export_jsonl(pg, tmp_path / "again.jsonl", **ANA) == count
+        import_file(back, tmp_path / "again.jsonl")
+        assert snapshot(back) == before
+    finally:
+        for m in (src, pg, back):
+            m.close()
+
+
+def test_a_foreign_or_newer_schema_is_refused(pg_schema):
+    import psycopg
+
+    from memstrata.errors import SchemaTooNew, StoreCorrupt
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+        conn.execute(f"CREATE TABLE {schema}.orders (x int)")
+    with pytest.raises(StoreCorrupt, match="not a memstrata store"):
+        PostgresStore(url, schema=schema)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE {schema}.orders")
+    PostgresStore(url, schema=schema).close()
+    PostgresStore(url, schema=schema).close()  # opening again migrates nothing
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f"UPDATE {schema}.meta SET value = '999' WHERE key = 'schema_version'")
+    with pytest.raises(SchemaTooNew, match="upgrade memstrata"):
+        PostgresStore(url, schema=schema)
