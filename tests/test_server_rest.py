@@ -279,7 +279,7 @@ def test_limits_answer_413_or_422(server):
                      "invalid_input")
         assert_error(c.post("/v1/memories", json={"messages": "x", "user_id": "u" * 300}), 422, "invalid_input")
         # a JSON boolean is not a time (found by schemathesis: false was read as epoch 0)
-        for field in ("time_to", "time_from", "as_of"):
+        for field in ("time_to", "time_from", "as_of", "reference_time"):
             err = assert_error(c.post("/v1/search", json={"query": "q", "user_id": "ana", field: False}), 422,
                                "invalid_input")
             assert err["field"] == field
@@ -359,6 +359,14 @@ def test_lifecycle_calls_through_the_client(server):
         assert first.id in [h.id for h in hits]
         assert m.context("Lisbon light", user_id="liv", include_archived=True).lines
         assert m.restore(first.id, user_id="liv").status == "active"
+
+        # "last week" is the week before the reference time the client sends.
+        for day, place in ((3, "Sintra"), (17, "Arrabida")):
+            m.add(f"I went hiking in {place} with a friend.", user_id="liv", timestamp=f"2024-04-{day:02d}T18:00:00Z")
+        for asked, place in (("2024-04-10T09:00:00Z", "Sintra"), ("2024-04-24T09:00:00Z", "Arrabida")):
+            hit = m.search("Where did I go hiking last week?", user_id="liv", reference_time=asked, reinforce=False)[0]
+            assert place in hit.record.content
+            assert place in m.context("hiking last week", user_id="liv", reference_time=asked, budget_tokens=25).text
 
         # Nothing was valid before it was said; a search that does not reinforce leaves last_access alone.
         assert m.search("Lisbon", user_id="liv", as_of="2000-01-01T00:00:00Z") == []

@@ -10,11 +10,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from memstrata import Memory, Settings
+from memstrata.errors import InvalidInput
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
 from memstrata.model import Episode, Scope
 from memstrata.text.timeexpr import annotate_times, find_date_range
+from memstrata.read.recipes import PRESETS
+from memstrata.read.search import stale_turns
 from memstrata.write.extract import RuleExtractor, resolve_persons
 from memstrata.write.llm_extract import LLMExtractor
 from memstrata.write.slots import slot_of
@@ -450,3 +453,62 @@ def test_llm_summaries_need_an_llm(tmp_path, embedder):
     m.add("I bake bread every Saturday.", user_id="ana")
     with pytest.raises(ConfigError, match="llm_base_url"):
         m.organise(user_id="ana")
+
+
+def test_unnamed_user_and_assistant_turns_are_about_the_user_and_the_assistant(memory: Memory):
+    """Chats that name no speaker (the usual assistant chat) make notes about "the user", never about
+    the user's id, and a later move supersedes the earlier home through the slot."""
+    when = datetime(2024, 3, 10, 10, tzinfo=timezone.utc)
+    memory.add([{"role": "user", "content": "I live in Porto and my sister Marta visits me every May."},
+                {"role": "assistant", "content": "How do you like Porto so far?"}], user_id="u-8812", timestamp=when)
+    memory.add([{"role": "user", "content": "I just moved to Lisbon."}], user_id="u-8812",
+               timestamp=datetime(2024, 6, 1, tzinfo=timezone.utc))
+    notes = {n.content: n for n in memory.list(user_id="u-8812", layers=[1], limit=50).items}
+    assert not any("u-8812" in text for text in notes), list(notes)
+    sister = next(n for t, n in notes.items() if "Marta" in t)
+    assert sister.content == "The user lives in Porto and the user's sister Marta visits the user every May."
+    assert sister.entities[0] == "the user"
+    assert "The assistant: How does the user like Porto so far?" in notes
+    moved = notes["The user just moved to Lisbon."]
+    assert moved.slot == "the user|lives_in" and sister.slot == "the user|lives_in"
+    current = {n.content for n in memory.list(user_id="u-8812", layers=[1], limit=50).items if n.valid_to is None}
+    assert "The user just moved to Lisbon." in current and sister.content not in current
+
+
+def test_a_first_person_query_is_about_the_user_and_its_time_is_relative_to_when_it_is_asked(memory: Memory):
+    """"I" in a query is the user (the user's memories rank above the assistant's), and "last week"
+    is the week before `reference_time`, so the same question asked later finds the later hike."""
+    def at(day: int) -> datetime:
+        return datetime(2024, 4, day, 18, tzinfo=timezone.utc)
+
+    memory.add([{"role": "user", "content": "I went hiking in Sintra with my colleague Joao."}], user_id="u", timestamp=at(3))
+    memory.add([{"role": "user", "content": "I went hiking in Arrabida with my neighbour Rui."}], user_id="u", timestamp=at(17))
+    memory.add([{"role": "assistant", "content": "Hiking in Gerês is lovely in spring; you should go hiking there."}],
+               user_id="u", timestamp=at(17))
+    question = "Where did I go hiking last week?"
+    early = memory.search(question, user_id="u", reference_time=at(10), limit=3)
+    late = memory.search(question, user_id="u", reference_time=at(24), limit=3)
+    assert "Sintra" in early[0].record.content and "Arrabida" in late[0].record.content
+    assert all("Gerês" not in h.record.content for h in late[:2])  # the user's hikes before the assistant's tip
+    block = memory.context(question, user_id="u", reference_time="2024-04-10T09:00:00Z", budget_tokens=30)
+    assert "Sintra" in block.text and "Arrabida" not in block.text
+    with pytest.raises(InvalidInput, match="reference_time"):
+        memory.search(question, user_id="u", reference_time="not a time")
+
+
+def test_a_turn_whose_notes_were_all_superseded_ranks_as_out_of_date(memory: Memory):
+    """"I live in Lisbon" stays stored, but once "I moved to Porto" closed its note it scores as out
+    of date (the recipe's stale weight), except when asked as of a time it still held."""
+    old = memory.add("I live in Lisbon", user_id="ana", timestamp="2024-01-01").episodes[0]
+    memory.add("I moved to Porto", user_id="ana", timestamp="2024-04-10")
+    memory.add("I love the light in Lisbon", user_id="ana", timestamp="2024-05-01")  # a note still standing
+
+    def score(**kw) -> float:
+        hits = memory.search("where does Ana live? Lisbon", user_id="ana", limit=10, reinforce=False, **kw)
+        return next(h.score for h in hits if h.id == old.id)
+
+    stale, fresh = score(), score(recipe="no-stale")
+    assert stale == pytest.approx(fresh * PRESETS["hybrid"].stale_weight) and stale < fresh
+    assert score(as_of="2024-02-01") == pytest.approx(score(as_of="2024-02-01", recipe="no-stale"))
+    light = memory.list(user_id="ana", layers=[0]).items
+    assert stale_turns(memory.store, Scope(user_id="ana"), light, datetime.now(timezone.utc)) == {old.id}

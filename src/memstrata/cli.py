@@ -81,6 +81,10 @@ IdArg = Annotated[str, typer.Argument(help="Memory id, e.g. ep_01J...", show_def
 AsOfOpt = Annotated[
     Optional[str], typer.Option("--as-of", help="Answer from what was valid at this time (default: now).")
 ]
+ReferenceOpt = Annotated[
+    Optional[str],
+    typer.Option("--reference-time", help="When the query is asked, for the time it names ('last week'; default: now)."),
+]
 ArchivedOpt = Annotated[bool, typer.Option("--archived", help="Include archived (faded) memories.")]
 
 
@@ -361,13 +365,14 @@ def search(
     until: Annotated[Optional[str], typer.Option("--to", help="Only memories at or before this time.")] = None,
     recipe: Annotated[Optional[str], typer.Option(help="Retrieval recipe (default from settings).")] = None,
     as_of: AsOfOpt = None,
+    reference_time: ReferenceOpt = None,
     archived: ArchivedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Memories most relevant to a query, best first."""
     hits = _memory().search(
         query, user_id=user, agent_id=agent, session_id=session, limit=limit, time_from=since, time_to=until,
-        recipe=recipe, as_of=as_of, include_archived=archived,
+        recipe=recipe, as_of=as_of, include_archived=archived, reference_time=reference_time,
     )
     if as_json:
         _print_json([_hit_json(h) for h in hits])
@@ -385,13 +390,14 @@ def context(
     session: SessionOpt = None,
     budget: Annotated[int, typer.Option("--budget", "-b", help="Token budget of the block.")] = 1000,
     as_of: AsOfOpt = None,
+    reference_time: ReferenceOpt = None,
     archived: ArchivedOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """A memory block for a query, within a token budget; each line cites its source id."""
     block = _memory().context(
         query, user_id=user, agent_id=agent, session_id=session, budget_tokens=budget, as_of=as_of,
-        include_archived=archived,
+        include_archived=archived, reference_time=reference_time,
     )
     if as_json:
         _print_json(block.model_dump(mode="json"))

@@ -251,11 +251,12 @@ class _MemoryAPI:
         as_of: Any = None,
         include_archived: bool = False,
         reinforce: bool = True,
+        reference_time: Any = None,
     ) -> builtins.list[SearchHit]:
         """See `Memory.search`."""
         body = _scope(user_id=user_id, agent_id=agent_id, session_id=session_id, time_from=_jsonable(time_from),
                       time_to=_jsonable(time_to), filters=_jsonable(filters), recipe=_recipe(recipe),
-                      as_of=_jsonable(as_of))
+                      as_of=_jsonable(as_of), reference_time=_jsonable(reference_time))
         body.update(query=query, limit=limit, include_archived=include_archived, reinforce=reinforce)
         if layers is not None:
             body["layers"] = [int(x) for x in layers]
@@ -276,11 +277,12 @@ class _MemoryAPI:
         as_of: Any = None,
         include_archived: bool = False,
         reinforce: bool = True,
+        reference_time: Any = None,
     ) -> ContextBlock:
         """See `Memory.context`."""
         body = _scope(user_id=user_id, agent_id=agent_id, session_id=session_id, time_from=_jsonable(time_from),
                       time_to=_jsonable(time_to), filters=_jsonable(filters), recipe=_recipe(recipe),
-                      as_of=_jsonable(as_of))
+                      as_of=_jsonable(as_of), reference_time=_jsonable(reference_time))
         body.update(query=query, budget_tokens=budget_tokens, include_archived=include_archived, reinforce=reinforce)
         return self._send(_Call("POST", "/v1/context", ContextBlock.model_validate, body=body))
 

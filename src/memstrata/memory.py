@@ -290,6 +290,7 @@ class Memory:
         as_of: TimeLike | None = None,
         include_archived: bool = False,
         reinforce: bool = True,
+        reference_time: TimeLike | None = None,
     ) -> list[SearchHit]:
         """Memories most relevant to `query` in a scope, best first, with scores and provenance.
 
@@ -297,6 +298,8 @@ class Memory:
         `recipe` names a retrieval strategy (default from settings: "hybrid" = BM25 + dense, fused).
         `layers` (0 episodes, 1 notes, 2 topics, 3 profile) replaces the recipe's own choice of layers.
         `as_of` answers from what was valid then (superseded memories included); the default is now.
+        `reference_time` is when the query is asked, for the time it names ("last week", "yesterday"):
+        default `as_of`, else now (the memory's clock).
         Archived (faded) memories are left out unless `include_archived`. Returned memories are
         reinforced (they fade more slowly) unless `reinforce=False`.
         """
@@ -313,9 +316,10 @@ class Memory:
         if search_filters.time_from and search_filters.time_to and search_filters.time_from > search_filters.time_to:
             raise InvalidInput("time_from is after time_to", field="time_from")
         chosen = get_recipe(recipe, self.settings.recipe)
+        reference = check.timestamp(reference_time, "reference_time") or search_filters.as_of or self._now()
         hits = retrieve(
             self.store, self.embedder.inner, query, scope, search_filters, check.limit(limit), chosen,
-            participants=self._participants(scope),
+            participants=self._participants(scope), reference=reference,
         )
         if reinforce:
             self._reinforce([h.record for h in hits], scope)
@@ -336,10 +340,12 @@ class Memory:
         as_of: TimeLike | None = None,
         include_archived: bool = False,
         reinforce: bool = True,
+        reference_time: TimeLike | None = None,
     ) -> ContextBlock:
         """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source.
 
         The memories the block shows count as used (they fade more slowly) unless `reinforce=False`.
+        The other arguments are those of `search`.
         """
         budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
         # About one candidate per 10 tokens of budget is enough to fill it with turn-sized memories.
@@ -347,7 +353,7 @@ class Memory:
         hits = self.search(
             query, user_id=user_id, agent_id=agent_id, session_id=session_id, limit=candidates,
             time_from=time_from, time_to=time_to, filters=filters, recipe=recipe, as_of=as_of,
-            include_archived=include_archived, reinforce=False,
+            include_archived=include_archived, reinforce=False, reference_time=reference_time,
         )
         block = pack(query, hits, budget)
         if reinforce:

@@ -135,6 +135,23 @@ class Record(BaseModel):
         return embedding_text(self.speaker, self.content)
 
 
+#: Who "I" is in a message that names no speaker: notes say "The user moved to Lisbon", and a query in the
+#: first person ("Where did I ...?") is about the user.
+USER_LABEL = "the user"
+ASSISTANT_LABEL = "the assistant"
+
+
+def speaker_label(role: str | None, speaker: str | None) -> str | None:
+    """The speaker's name, or for an unnamed turn the user or the assistant by its role."""
+    if speaker:
+        return speaker
+    if role == "user":
+        return USER_LABEL
+    if role in ("assistant", "agent"):
+        return ASSISTANT_LABEL
+    return None
+
+
 def embedding_text(speaker: str | None, content: str) -> str:
     """``"Speaker: content"``, or the content alone when there is no speaker."""
     return f"{speaker}: {content}" if speaker else content

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Sequence
 
+from ..model import ASSISTANT_LABEL, USER_LABEL
 from ..text.timeexpr import find_date_range
 
 _WORD = re.compile(r"[\w][\w'’-]*", re.UNICODE)
@@ -49,6 +50,8 @@ class QueryPlan:
     persons: list[str]
     #: The days the query asks about, if it names a time.
     window: tuple[date, date] | None
+    #: The lexical terms that name those persons.
+    name_terms: frozenset[str] = frozenset()
 
     def topic_terms(self) -> list[str]:
         """`terms` without the participants' names, unless nothing else is left.
@@ -57,12 +60,32 @@ class QueryPlan:
         out where the turn said "I" or "you"), a participant's name matches almost everything and
         favours the notes that repeat it; who the query is about is left to rescoring instead.
         """
-        names = {w for p in self.persons for w in lexical_terms(p)}
-        return [t for t in self.terms if t not in names] or self.terms
+        return [t for t in self.terms if t not in self.name_terms] or self.terms
 
 
-def analyse(query: str, participants: Sequence[str], reference: datetime | None = None) -> QueryPlan:
-    """Terms, named participants and time window of a query."""
+#: "I", "me", "my": a query in the first person is asked by (and about) the user.
+_FIRST_PERSON = re.compile(r"\b(?:me|my|mine|myself)\b|(?<![\w.'’])i(?![\w.])", re.I)
+
+
+def _names(text: str, name: str) -> bool:
+    return bool(name) and re.search(rf"\b{re.escape(name.lower())}\b", text) is not None
+
+
+def analyse(
+    query: str, participants: Sequence[str], reference: datetime | None = None, user_id: str | None = None
+) -> QueryPlan:
+    """Terms, named participants and time window of a query.
+
+    Besides the scope's participants, "the user" and "the assistant" (whom the notes of unnamed turns
+    are about) count as named. A query is about the user when it is in the first person ("Where did I
+    ...?") or names the scope's `user_id` ("Where does Ana live?" in user ana's scope)."""
     lowered = query.lower()
-    persons = [p for p in participants if p and re.search(rf"\b{re.escape(p.lower())}\b", lowered)]
-    return QueryPlan(text=query, terms=lexical_terms(query), persons=persons, window=find_date_range(query, reference))
+    persons = [p for p in dict.fromkeys([*participants, USER_LABEL, ASSISTANT_LABEL]) if p and _names(lowered, p)]
+    words = {w for p in persons for w in lexical_terms(p)}
+    if user_id and _names(lowered, user_id):
+        words.update(lexical_terms(user_id))
+        persons.append(USER_LABEL)
+    if _FIRST_PERSON.search(query):
+        persons.append(USER_LABEL)
+    return QueryPlan(text=query, terms=lexical_terms(query), persons=list(dict.fromkeys(persons)),
+                     window=find_date_range(query, reference), name_terms=frozenset(words))

@@ -37,6 +37,9 @@ class Recipe:
     #: Whether lexical retrieval matches the names of participants the query names (see
     #: `QueryPlan.topic_terms`); off, who the query is about only rescores.
     match_names: bool = True
+    #: Score multiplier for turns whose every note has been superseded ("I live in Lisbon" once "I moved
+    #: to Porto" closed it): the turn is still true of its day, no longer of now.
+    stale_weight: float = 1.0
 
 
 _ALL = ("bm25", "dense", "time", "tree", "graph")
@@ -44,6 +47,7 @@ _DEFAULT = ("bm25", "dense", "time")
 _LAYERS = (0, 1, 3)
 _ADJ = 0.5
 _QW = 0.5
+_STALE = 0.5
 
 PRESETS: dict[str, Recipe] = {
     # The default, chosen by LoCoMo evidence recall per token (docs/benchmarks.md): lexical, dense
@@ -54,9 +58,10 @@ PRESETS: dict[str, Recipe] = {
     # that state something. Topics, tree descent and the graph walk did not add recall per token
     # offline.
     "hybrid": Recipe("hybrid", _DEFAULT, subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ,
-                     question_weight=_QW, match_names=False),
+                     question_weight=_QW, match_names=False, stale_weight=_STALE),
     # every retriever over every layer (topic summaries, tree descent, graph walk included)
-    "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ, question_weight=_QW, match_names=False),
+    "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ, question_weight=_QW, match_names=False,
+                     stale_weight=_STALE),
 }
 # ablations of the default, one part off (or on) at a time
 _ABLATIONS = {
@@ -65,6 +70,7 @@ _ABLATIONS = {
     "no-rescore": {"subject_boost": 0.0},
     "no-profile": {"layers": (0, 1)},
     "no-question-weight": {"question_weight": 1.0},
+    "no-stale": {"stale_weight": 1.0},
     "match-names": {"match_names": True},
     "plus-tree": {"retrievers": (*_DEFAULT, "tree")},
     "plus-graph": {"retrievers": (*_DEFAULT, "graph")},

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
 from typing import Sequence
 
 from ..embed.base import Embedder
-from ..model import Record, Scope, SearchFilters, SearchHit
+from ..model import Record, Scope, SearchFilters, SearchHit, speaker_label
 from ..store.base import Store
 from .fusion import reciprocal_rank_fusion
 from .query import QueryPlan, analyse
@@ -22,9 +23,10 @@ from .retrievers import graph_walk, time_window, tree_descent
 
 
 def subject_of(record: Record) -> str | None:
-    """Who a memory is about: an episode's speaker, a derived record's first entity."""
+    """Who a memory is about: an episode's speaker (an unnamed one: the user or the assistant), a derived
+    record's first entity."""
     if record.layer_value == 0:
-        return record.speaker
+        return speaker_label(record.role, record.speaker)
     return record.entities[0] if record.entities else None
 
 
@@ -81,14 +83,31 @@ def _layer_filters(filters: SearchFilters, recipe: Recipe) -> SearchFilters:
     return filters.model_copy(update={"layers": list(recipe.layers)})
 
 
-def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe) -> list[SearchHit]:
+def stale_turns(store: Store, scope: Scope, turns: Sequence[Record], at: datetime) -> set[str]:
+    """The turns among `turns` whose notes had all been superseded by `at` (none still stands)."""
+    if not turns:
+        return set()
+    closed: set[str] = set()
+    standing: set[str] = set()
+    for note in store.get(store.derived_from([t.id for t in turns], scope), scope):
+        if note.layer_value != 1 or note.kind == "question":
+            continue
+        ended = note.valid_to is not None and note.valid_to <= at
+        (closed if ended else standing).update(note.sources)
+    return closed - standing
+
+
+def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe, stale: set[str] = frozenset()) -> list[SearchHit]:
     """Adjust fused scores with what the query says (who it is about) and what each memory is (a
-    note that only asks a question states nothing), best first."""
+    note that only asks a question states nothing; a turn all of whose notes were superseded is out
+    of date), best first."""
     for hit in hits:
         if recipe.subject_boost and plan.persons and subject_of(hit.record) in plan.persons:
             hit.score *= 1.0 + recipe.subject_boost
         if hit.record.layer_value == 1 and hit.record.kind == "question":
             hit.score *= recipe.question_weight
+        if hit.record.id in stale:
+            hit.score *= recipe.stale_weight
     return sorted(hits, key=lambda h: -h.score)
 
 
@@ -128,9 +147,12 @@ def retrieve(
     limit: int,
     recipe: Recipe,
     participants: Sequence[str] = (),
+    reference: datetime | None = None,
 ) -> list[SearchHit]:
-    """Candidates from each retriever, fused by reciprocal rank, rescored, top `limit` as hits."""
-    plan = analyse(query, participants)
+    """Candidates from each retriever, fused by reciprocal rank, rescored, top `limit` as hits.
+
+    `reference` is when the query is asked: "last week" in it means the week before then."""
+    plan = analyse(query, participants, reference, scope.user_id)
     filters = _layer_filters(filters, recipe)
     depth = max(recipe.candidates, limit)
     uses = set(recipe.retrievers)
@@ -153,10 +175,10 @@ def retrieve(
     if recipe.adjacent_share and fused:
         fused = _with_adjacent_turns(store, scope, fused, recipe, fetched)
     # Only candidates that can still reach the top `limit` after rescoring are fetched: a boost
-    # multiplies a score by at most 1 + subject_boost, and the question weight can lower the
-    # `limit`-th score by at most question_weight.
+    # multiplies a score by at most 1 + subject_boost, and the question and stale weights can lower
+    # the `limit`-th score by at most their factor.
     if fused:
-        lowest = min(1.0, recipe.question_weight)
+        lowest = min(1.0, recipe.question_weight, recipe.stale_weight)
         floor = fused[min(len(fused), limit) - 1][1] * lowest / (1.0 + recipe.subject_boost)
     else:
         floor = 0.0
@@ -166,4 +188,8 @@ def retrieve(
     kept = [(records[i], s, ranks) for i, s, ranks in pool if i in records and matches(records[i], filters)]
     prov = provenance_map(store, [r for r, _, _ in kept], scope)
     hits = [SearchHit(record=r, score=s, ranks=ranks, provenance=prov.get(r.id, [])) for r, s, ranks in kept]
-    return rescore(hits, plan, recipe)[:limit]
+    stale: set[str] = set()
+    if recipe.stale_weight != 1.0:
+        at = filters.as_of or reference or datetime.now(timezone.utc)
+        stale = stale_turns(store, scope, [r for r, _, _ in kept if r.layer_value == 0], at)
+    return rescore(hits, plan, recipe, stale)[:limit]

@@ -375,6 +375,7 @@ def _router(state: ServerState) -> APIRouter:
             body.query, **ns.scope(body.user_id, body.agent_id), session_id=body.session_id, limit=body.limit,
             time_from=body.time_from, time_to=body.time_to, filters=body.filters, layers=body.layers, recipe=body.recipe,
             as_of=body.as_of, include_archived=body.include_archived, reinforce=body.reinforce,
+            reference_time=body.reference_time,
         )
         return JSONResponse({"hits": [
             {"record": ns.record(h.record), "score": h.score, "ranks": h.ranks, "provenance": h.provenance} for h in hits
@@ -387,6 +388,7 @@ def _router(state: ServerState) -> APIRouter:
             body.query, **who.namespace.scope(body.user_id, body.agent_id), session_id=body.session_id,
             budget_tokens=body.budget_tokens, time_from=body.time_from, time_to=body.time_to, filters=body.filters,
             recipe=body.recipe, as_of=body.as_of, include_archived=body.include_archived, reinforce=body.reinforce,
+            reference_time=body.reference_time,
         )
         return JSONResponse(block.model_dump(mode="json"))
 

@@ -113,6 +113,9 @@ class _QueryBody(ScopeBody):
     as_of: Timestamp | None = Field(
         None, description="answer from what was valid then (superseded memories included); default now"
     )
+    reference_time: Timestamp | None = Field(
+        None, description="when the query is asked, for the time it names ('last week'); default as_of, else now"
+    )
     include_archived: StrictBool = Field(False, description="also return archived (faded, expired) memories")
 
 

@@ -157,7 +157,7 @@ class LifecycleMixin:
         out: dict[str, None] = {}
         for chunk in _chunks(list(source_ids), 500):
             for (rid_id,) in self._read(
-                f"SELECT DISTINCT r.id FROM sources s JOIN records r ON r.rid = s.rid "
+                f"SELECT DISTINCT r.id FROM sources s CROSS JOIN records r ON r.rid = s.rid "  # sources first: by index
                 f"WHERE s.source_id IN ({','.join('?' * len(chunk))}) AND {where} ORDER BY r.rid",
                 [*chunk, *params],
             ):

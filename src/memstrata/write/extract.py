@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timezone
 from typing import Protocol, Sequence
 
-from ..model import Episode
+from ..model import Episode, speaker_label
 from ..text.timeexpr import annotate_times
 from .slots import slot_of
 
@@ -202,6 +202,8 @@ def resolve_persons(sentence: str, speaker: str | None, listener: str | None) ->
         out = _agreeing(out, "you")
     for pattern, repl in _person_rules(speaker, listener):
         out = pattern.sub(repl, out)
+    if out[:1].islower() and sentence[:1].isupper():  # "I moved" -> "The user moved"
+        out = out[0].upper() + out[1:]
     return out
 
 
@@ -294,8 +296,8 @@ class RuleExtractor:
                     continue  # "It really mattered.": too little to stand alone (a slot never is: "I'm 34")
                 if is_question and len(content) < self.solid_content_words:
                     continue  # "What happened then?": asks, says nothing
-                if speaker and speaker not in annotated:
-                    annotated = f"{speaker}: {annotated}"
+                if speaker and speaker.lower() not in annotated.lower():
+                    annotated = f"{speaker[:1].upper()}{speaker[1:]}: {annotated}"
                 event_time = ep.event_time
                 day_mentions = [m for m in mentions if m.is_day]
                 if day_mentions:
@@ -323,12 +325,8 @@ class RuleExtractor:
 
 
 def default_name(ep: Episode) -> str | None:
-    """Who "I" is when a message names no speaker: the user for user turns, the agent for the agent's."""
-    if ep.role == "user":
-        return ep.user_id
-    if ep.role in ("assistant", "agent"):
-        return ep.agent_id
-    return None
+    """Who "I" is when a message names no speaker: the user for user turns, the assistant for the agent's."""
+    return speaker_label(ep.role, None)
 
 
 def _listener(speaker: str | None, participants: Sequence[str], last_other: dict[str, str]) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
-_NAME = r"(?P<s>[\w'’-]+(?: [A-Z][\w'’-]+)?)"
+_NAME = r"(?P<s>[Tt]he (?:user|assistant)|[\w'’-]+(?: [A-Z][\w'’-]+)?)"
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^{_NAME} (?:now |just |recently |still )?(?:lives|live|is living|has lived|resides|is based) in\b"), "lives_in"),
     (re.compile(rf"^{_NAME} (?:has )?(?:just |recently )?(?:moved|relocated|is moving) (?:back )?to\b"), "lives_in"),
