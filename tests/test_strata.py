@@ -460,7 +460,7 @@ def test_unnamed_user_and_assistant_turns_are_about_the_user_and_the_assistant(m
     the user's id, and a later move supersedes the earlier home through the slot."""
     when = datetime(2024, 3, 10, 10, tzinfo=timezone.utc)
     memory.add([{"role": "user", "content": "I live in Porto and my sister Marta visits me every May."},
-                {"role": "assistant", "content": "How do you like Porto so far?"}], user_id="u-8812", timestamp=when)
+                {"role": "assistant", "content": "How do you like the flat in Porto so far?"}], user_id="u-8812", timestamp=when)
     memory.add([{"role": "user", "content": "I just moved to Lisbon."}], user_id="u-8812",
                timestamp=datetime(2024, 6, 1, tzinfo=timezone.utc))
     notes = {n.content: n for n in memory.list(user_id="u-8812", layers=[1], limit=50).items}
@@ -468,7 +468,7 @@ def test_unnamed_user_and_assistant_turns_are_about_the_user_and_the_assistant(m
     sister = next(n for t, n in notes.items() if "Marta" in t)
     assert sister.content == "The user lives in Porto and the user's sister Marta visits the user every May."
     assert sister.entities[0] == "the user"
-    assert "The assistant: How does the user like Porto so far?" in notes
+    assert "The assistant: How does the user like the flat in Porto so far?" in notes
     moved = notes["The user just moved to Lisbon."]
     assert moved.slot == "the user|lives_in" and sister.slot == "the user|lives_in"
     current = {n.content for n in memory.list(user_id="u-8812", layers=[1], limit=50).items if n.valid_to is None}
@@ -512,3 +512,15 @@ def test_a_turn_whose_notes_were_all_superseded_ranks_as_out_of_date(memory: Mem
     assert score(as_of="2024-02-01") == pytest.approx(score(as_of="2024-02-01", recipe="no-stale"))
     light = memory.list(user_id="ana", layers=[0]).items
     assert stale_turns(memory.store, Scope(user_id="ana"), light, datetime.now(timezone.utc)) == {old.id}
+
+
+def test_short_self_descriptions_are_notes_and_reactions_are_not():
+    """"I'm vegetarian" has one content word but says who the speaker is; "I'm so excited!" reacts."""
+    texts = ["I'm vegetarian.", "My daughter is 5.", "I hate cilantro.", "I work remotely.",
+             "I'm so excited!", "It really mattered.", "I love it."]
+    for speaker, subject in (("Caroline", "Caroline"), (None, "The user")):
+        episodes = [Episode(id=f"ep_{i}", user_id="u", role="user", speaker=speaker, content=t, event_time=MON,
+                            created_at=MON, updated_at=MON) for i, t in enumerate(texts)]
+        got = {d.sources[0]: d.content for d in RuleExtractor().extract(episodes, [speaker or "the user", "Mel"])}
+        assert got == {"ep_0": f"{subject} is vegetarian.", "ep_1": f"{subject}'s daughter is 5.",
+                       "ep_2": f"{subject} hates cilantro.", "ep_3": f"{subject} works remotely."}

@@ -14,7 +14,7 @@ from typing import Protocol, Sequence
 
 from ..model import Episode, speaker_label
 from ..text.timeexpr import annotate_times
-from .slots import slot_of
+from .slots import DESCRIBING_VERBS, describes, slot_of
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\[|[\"'(]?[A-Z0-9])")
 _WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9'’-]*")
@@ -278,7 +278,7 @@ class RuleExtractor:
         drafts: list[NoteDraft] = []
         last_other: dict[str, str] = {}
         names = [p for p in participants if p]
-        lowered = {n.lower() for n in names}
+        lowered = {w.lower() for n in names for w in _WORD.findall(n)}  # words of names are not content
         for ep in episodes:
             speaker = ep.speaker or default_name(ep)
             listener = _listener(speaker, participants, last_other)
@@ -290,10 +290,12 @@ class RuleExtractor:
                 annotated, mentions = annotate_times(resolved, ep.event_time)
                 named_something = bool(set(ents) - set(names)) or bool(mentions)
                 slot = None if is_question or not speaker else slot_of(annotated, [speaker])
-                if slot is None and (len(content) < self.min_content_words or (
+                described = bool(speaker) and not is_question and describes(annotated, [speaker]) and any(
+                    k not in DESCRIBING_VERBS for k in content)
+                if slot is None and not described and (len(content) < self.min_content_words or (
                     len(content) < self.solid_content_words and not named_something
                 )):
-                    continue  # "It really mattered.": too little to stand alone (a slot never is: "I'm 34")
+                    continue  # "It really mattered.": too little to stand alone ("I'm 34", "I'm vegan" are not)
                 if is_question and len(content) < self.solid_content_words:
                     continue  # "What happened then?": asks, says nothing
                 if speaker and speaker.lower() not in annotated.lower():

@@ -27,6 +27,25 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+#: Who someone is, what they have or like: worth a note however short ("Ana is vegetarian", "Ana's
+#: daughter is 5", "Ana hates cilantro"). An exclamation ("Ana is so excited!") is a reaction instead.
+_DESCRIBES = re.compile(
+    rf"^{_NAME}(?:['’]s [a-z]+)? (?:is|are|was|has|have|owns?|works|lives|loves?|likes?|hates?|prefers?|enjoys?|dislikes?|adores?|"
+    r"doesn['’]t|does not|never|always|usually)\b"
+)
+DESCRIBING_VERBS = frozenset(
+    "has have owns own works lives loves love likes like hates hate prefers prefer enjoys enjoy dislikes dislike adores adore "
+    "doesn't doesn’t never always usually".split()
+)
+
+
+def describes(text: str, subjects: Sequence[str]) -> bool:
+    """Whether `text` says who one of `subjects` is, or what they have or like (see `_DESCRIBES`)."""
+    body = re.sub(r"^[\w'’-]+: ", "", text.strip())
+    m = _DESCRIBES.match(body)
+    return bool(m) and m.group("s").lower() in {s.lower() for s in subjects} and not body.endswith("!")
+
+
 def slot_of(text: str, subjects: Sequence[str]) -> str | None:
     """``"ana|lives_in"`` for "Ana moved to Porto last week.", or None.
 
