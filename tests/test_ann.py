@@ -1,8 +1,12 @@
 """The HNSW (usearch) path for large scopes, through the real SQLite store at small sizes: agreement with
-the exact scan, filters never losing results, writes reflected at once, and the threshold respected."""
+the exact scan, filters never losing results, writes reflected at once, the threshold respected, and
+saved indexes loaded instead of rebuilt, reconciled with the rows, never trusted when damaged, and
+deleted with the data."""
 
 from __future__ import annotations
 
+import json
+import logging
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -13,6 +17,7 @@ from memstrata.config import Settings
 from memstrata.ids import new_id
 from memstrata.model import Episode, Scope, SearchFilters
 from memstrata.store import ann as ann_module
+from memstrata.store import ann_dir
 from memstrata.store.ann import fingerprints
 from memstrata.store.sqlite import SQLiteStore
 
@@ -149,11 +154,15 @@ def test_writes_are_seen_at_once_and_the_index_follows_them(loaded) -> None:
     for round_ in range(3):  # a twelfth of the scope deleted at a time: updated twice, then rebuilt
         gone, live = live[: N // 12], live[N // 12 :]
         assert store.delete(gone, SCOPE) == len(gone)
+        unready = store.ann.paths["exact_unready"]
         _search(store, query)
+        # The search saw the delete (its matrix is new), so it scheduled exactly one sync, which wait() covers.
+        assert store.ann.paths["exact_unready"] == unready + 1, dict(store.ann.paths)
         assert store.ann.wait(timeout=60)
+        assert store.ann.last_error is None, store.ann.last_error
         got = [i for i, _ in _search(store, query)]
         assert got[:2] == [new.id, moved] and set(got).isdisjoint(gone)
-        assert store.ann.stats()[0]["builds"] == (1 if round_ < 2 else 2)
+        assert store.ann.stats()[0]["builds"] == (1 if round_ < 2 else 2), store.ann.stats()
     assert store.ann.paths["ann"] == ann_before + 4
 
 
@@ -184,3 +193,210 @@ def test_settings_and_fingerprints() -> None:
     changed[7, 3] = np.nextafter(changed[7, 3], np.float32(2))
     assert (fingerprints(changed) != prints).tolist() == [i == 7 for i in range(100)]
     assert (fingerprints(rows.copy()) == prints).all()
+
+
+# ---------------------------------------------------------------- saved indexes
+
+
+def _saving(tmp_path: Path, **kwargs) -> SQLiteStore:
+    """A store on tmp_path's database whose indexes are saved in tmp_path / 'ann'."""
+    return SQLiteStore(tmp_path / "ann.db", ann_min_vectors=200, ann_dir=tmp_path / "ann", **kwargs)
+
+
+def _ready(store: SQLiteStore, query: np.ndarray) -> list[tuple[str, float]]:
+    """Search once (scheduling the index), wait for the background thread, search again."""
+    _search(store, query)
+    assert store.ann.wait(timeout=120) and store.ann.last_error is None
+    return _search(store, query)
+
+
+def _files(tmp_path: Path) -> list[str]:
+    return sorted(p.suffix for p in (tmp_path / "ann").glob("*.*"))
+
+
+@pytest.fixture
+def saved(tmp_path: Path):
+    """N vectors in the database and their index saved (by a store now closed); the ids and the first store's
+    top 10 for each of a few queries."""
+    vectors, records = _vectors(), _records(N)
+    store = _saving(tmp_path)
+    try:
+        store.put(records, vectors, MODEL)
+        queries = _queries(vectors, 10)
+        _ready(store, queries[0])
+        [stats] = store.ann.stats()
+        assert (stats["builds"], stats["saves"], stats["loads"]) == (1, 1, 0)
+        tops = [_search(store, q) for q in queries]
+    finally:
+        store.close()
+    assert _files(tmp_path) == [".npz", ".usearch"]
+    return vectors, [r.id for r in records], queries, tops
+
+
+def test_a_second_store_loads_the_saved_index_instead_of_building_it(tmp_path: Path, saved) -> None:
+    vectors, ids, queries, tops = saved
+    store = _saving(tmp_path)
+    try:
+        assert store.ann.stats() == [] and not store.ann.files.events  # nothing is loaded eagerly
+        got = [i for i, _ in _search(store, queries[0])]
+        assert got == _exact(vectors, ids, queries[0], 10)  # the exact scan answers until the file is loaded
+        assert store.ann.paths["exact_unready"] == 1
+        assert store.ann.wait(timeout=60)
+        [stats] = store.ann.stats()
+        assert (stats["builds"], stats["loads"], stats["updates"], stats["rows"]) == (0, 1, 0, N)
+        assert stats["load_seconds"] is not None and store.ann.files.events["loaded"] == 1
+        before = store.ann.paths["ann"]
+        assert [_search(store, q) for q in queries] == tops  # the same graph: the same answers
+        assert store.ann.paths["ann"] == before + len(queries)
+    finally:
+        store.close()
+
+
+def test_changed_vectors_after_a_reload_are_found_exactly(tmp_path: Path, saved) -> None:
+    vectors, ids, queries, _ = saved
+    query = queries[0]
+    # Another process, which saves nothing, re-embeds the farthest row next to the query and adds a row.
+    moved, again = (ids[i] for i in np.argsort(vectors @ query)[:2])  # the two farthest rows
+    [new] = _records(1, start=N)
+    other = SQLiteStore(tmp_path / "ann.db", ann_min_vectors=200)
+    try:
+        other.put_vectors([(moved, _unit(query + 0.01 * vectors[0]))], MODEL)
+        other.put([new], _unit(query + 0.02 * vectors[1])[None, :], MODEL)
+    finally:
+        other.close()
+    store = _saving(tmp_path)
+    try:
+        got = [i for i, _ in _ready(store, query)]
+        assert got[:2] == [moved, new.id] and store.ann.paths["ann"] == 1
+        [stats] = store.ann.stats()
+        # loaded, then reconciled in place: the changed row out and in again, the new one added
+        assert (stats["builds"], stats["loads"], stats["updates"], stats["rows"]) == (0, 1, 1, N + 1)
+        # The file held the old vector of a changed row: it was deleted, and the index saved afresh.
+        assert store.ann.files.events["dropped"] == 1 and stats["saves"] == 1
+        # A change made through this store is seen at once, and by the index once it caught up.
+        store.put_vectors([(again, query)], MODEL)
+        assert _search(store, query)[0][0] == again and store.ann.paths["exact_unready"] == 2
+        assert store.ann.wait(timeout=60)
+        assert [i for i, _ in _search(store, query)][:3] == [again, moved, new.id]
+        assert store.ann.paths["ann"] == 2
+    finally:
+        store.close()
+
+
+def _truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def _flip(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2 : len(data) // 2 + 64] = bytes(64)  # same size, a stretch of the graph zeroed
+    path.write_bytes(bytes(data))
+
+
+def _foreign_version(path: Path) -> None:
+    with np.load(path) as z:
+        arrays = dict(z)
+    meta = json.loads(str(arrays["meta"]))
+    arrays["meta"] = np.array(json.dumps({**meta, "format": meta["format"] + 1}))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+@pytest.mark.parametrize("damage, suffix", [
+    (_truncate, ".usearch"), (_flip, ".usearch"), (lambda p: p.write_bytes(b"not a zip"), ".npz"),
+    (_foreign_version, ".npz"),
+])
+def test_a_damaged_or_foreign_file_is_ignored_and_rebuilt(tmp_path: Path, saved, damage, suffix, caplog) -> None:
+    vectors, ids, queries, tops = saved
+    [path] = (tmp_path / "ann").glob(f"*{suffix}")
+    damage(path)
+    store = _saving(tmp_path)
+    try:
+        with caplog.at_level(logging.WARNING, logger="memstrata.store.ann"):
+            _ready(store, queries[0])
+        assert "ignoring saved ANN index" in caplog.text
+        [stats] = store.ann.stats()
+        assert (stats["builds"], stats["loads"], stats["saves"]) == (1, 0, 1)
+        assert store.ann.files.events["rejected"] == 1
+        for q in queries:
+            hits = _search(store, q)
+            want = _exact(vectors, ids, q, 10)
+            assert len({i for i, _ in hits} & set(want)) >= 8
+            assert np.allclose([s for _, s in hits], [float(vectors[ids.index(i)] @ q) for i, _ in hits], atol=1e-5)
+    finally:
+        store.close()
+    store = _saving(tmp_path)  # the rebuilt index was saved in the damaged file's place
+    try:
+        _ready(store, queries[0])
+        assert store.ann.stats()[0]["loads"] == 1 and store.ann.stats()[0]["builds"] == 0
+    finally:
+        store.close()
+
+
+def test_deleting_removes_the_saved_files(tmp_path: Path, saved) -> None:
+    vectors, ids, queries, _ = saved
+    ann = tmp_path / "ann"
+    store = _saving(tmp_path)
+    try:
+        _ready(store, queries[0])
+        assert store.ann.stats()[0]["loads"] == 1
+        doomed = [i for i, _ in _search(store, queries[0])][:3]
+        assert store.delete(doomed, SCOPE) == 3
+        assert _files(tmp_path) == []  # at once, before any search
+        got = [i for i, _ in _ready(store, queries[0])]
+        assert set(got).isdisjoint(doomed)
+        # usearch keeps removed vectors in the graph until adds reuse their slots: nothing is written till then
+        assert _files(tmp_path) == [] and store.ann.stats()[0]["saves"] == 0
+        store.put(_records(3, start=N), _vectors(seed=99)[:3], MODEL)
+        _ready(store, queries[0])
+        assert _files(tmp_path) == [".npz", ".usearch"] and store.ann.stats()[0]["saves"] == 1
+        data = next(ann.glob("*.usearch")).read_bytes()
+        assert not any(vectors[ids.index(i)].tobytes() in data for i in doomed)
+        assert vectors[ids.index(got[0])].tobytes() in data
+        # another scope's file stays when this one is deleted
+        other = Scope(user_id="someone-else")
+        store.put([r.model_copy(update={"user_id": other.user_id}) for r in _records(300, start=2 * N)],
+                  vectors[:300], MODEL)
+        store.vector_search(queries[0], MODEL, other, SearchFilters(), 10)
+        assert store.ann.wait(timeout=60) and len(list(ann.glob("*.usearch"))) == 2
+        assert store.delete_scope(SCOPE) > 0
+        assert len(list(ann.glob("*.usearch"))) == 1
+        store.reset()
+        assert _files(tmp_path) == []
+    finally:
+        store.close()
+
+
+def test_turning_the_index_off_deletes_the_saved_files(tmp_path: Path, saved) -> None:
+    SQLiteStore(tmp_path / "ann.db", ann_min_vectors=0, ann_dir=tmp_path / "ann").close()
+    assert _files(tmp_path) == []  # no delete would reach them while the index is off
+
+
+def test_the_saved_indexes_fit_their_disk_budget(tmp_path: Path) -> None:
+    vectors = _vectors()
+    store = _saving(tmp_path)
+    try:
+        for k in range(3):
+            scope = Scope(user_id=f"user-{k}")
+            store.put([r.model_copy(update={"user_id": scope.user_id}) for r in _records(1000, start=k * 1000)],
+                      vectors[k * 1000 : (k + 1) * 1000], MODEL)
+            store.vector_search(vectors[0], MODEL, scope, SearchFilters(), 10)
+            assert store.ann.wait(timeout=60)
+            if k == 0:
+                one = sum(p.stat().st_size for p in (tmp_path / "ann").glob("*.*"))
+                store.ann.files.max_bytes = int(2.5 * one)
+        assert store.ann.files.events["saved"] == 3
+        assert len(list((tmp_path / "ann").glob("*.usearch"))) == 2  # the least recently used went
+        assert sum(p.stat().st_size for p in (tmp_path / "ann").glob("*.*")) <= 2.5 * one
+    finally:
+        store.close()
+
+
+def test_where_indexes_are_saved(tmp_path: Path) -> None:
+    db = tmp_path / "m.db"
+    assert ann_dir(Settings(db=db)) == tmp_path / "m.db.ann"
+    assert ann_dir(Settings(db=db, ann_dir="")) is None and ann_dir(Settings(db=db, ann_disk_mb=0)) is None
+    assert ann_dir(Settings(store="postgres", postgres_url="postgresql://u:p@h/d")) is None
+    mine = ann_dir(Settings(db=db, ann_dir=str(tmp_path / "cache")))
+    theirs = ann_dir(Settings(store="postgres", postgres_url="postgresql://u:p@h/d", ann_dir=str(tmp_path / "cache")))
+    assert mine.parent == theirs.parent == tmp_path / "cache" and mine != theirs  # one directory per database

@@ -84,6 +84,7 @@ def test_run_scale_reports_every_figure(tmp_path: Path, embedder) -> None:
         ann = r["ann"]
         assert ann["indexes"] == r["scopes"] and ann["rows"] == r["memories"]  # every scope was queried
         assert ann["build_seconds"] >= 0 and ann["index_mb"] > 0 and ann["last_error"] is None
+        assert ann["loads"] == r["scopes"] and ann["builds_after_reload"] == 0  # a second store loaded them
         [at] = ann["by_ef"]
         assert at["paths"] == {"ann": 20}  # every timed query went through an index
         assert 0.9 <= at["recall_at_10"] <= 1 and at["ann_over_numpy_p50"] > 0

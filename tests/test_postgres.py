@@ -7,6 +7,8 @@ unless MEMSTRATA_REQUIRE_POSTGRES=1.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -87,8 +89,8 @@ def test_conversation_search_context_organise_history_delete(memory: Memory):
 
 
 def test_two_processes_see_each_others_writes(settings, embedder):
-    """Two Memory objects are two connections (as two server processes): each one's cached vector
-    matrix is invalidated by the version stamp the other's writes bump."""
+    """Two Memory objects are two pools of connections (as two server processes): each one's cached
+    vector matrix is invalidated by the version stamp the other's writes bump."""
     a, b = Memory(settings=settings, embedder=embedder), Memory(settings=settings, embedder=embedder)
     try:
         a.add("I went sailing on the Tagus", user_id="ana")
@@ -143,8 +145,10 @@ def test_settings_and_url_errors_name_the_problem_without_the_password(pg_schema
         Settings.load(postgres_schema="Robert'); DROP")
 
 
-def test_concurrent_writers_of_one_statement_store_it_once(pg_schema, embedder):
-    """Two stores (two connections) put the same statement at once: one inserts, the other merges."""
+@pytest.mark.parametrize("processes", [2, 1])
+def test_concurrent_writers_of_one_statement_store_it_once(pg_schema, embedder, processes):
+    """Four threads put the same statement at once, through two stores (as two processes) or one store's
+    pool: one inserts, the others merge."""
     import threading
     from datetime import datetime, timezone
 
@@ -153,10 +157,10 @@ def test_concurrent_writers_of_one_statement_store_it_once(pg_schema, embedder):
     from memstrata.store.postgres import PostgresStore
 
     url, schema = pg_schema
-    stores = [PostgresStore(url, schema=schema) for _ in range(2)]
+    stores = [PostgresStore(url, schema=schema) for _ in range(processes)] * (4 // processes)
     t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
     vec = embedder.embed(["ana adopted a dog"])
-    barrier, results = threading.Barrier(2), []
+    barrier, results = threading.Barrier(4), []
 
     def write(store: PostgresStore) -> None:
         ep = Episode(id=new_id("episode"), user_id="ana", content="I adopted a dog", event_time=t0,
@@ -173,10 +177,10 @@ def test_concurrent_writers_of_one_statement_store_it_once(pg_schema, embedder):
         for t in threads:
             t.join()
         notes = [r for r in stores[0].list(Scope(user_id="ana")).items if r.layer_value == 1]
-        assert len(notes) == 1 and len(notes[0].sources) == 2
-        assert sorted(len(r) for r in results) == [0, 1]
+        assert len(notes) == 1 and len(notes[0].sources) == 4
+        assert sorted(len(r) for r in results) == [0, 1, 1, 1]
     finally:
-        for s in stores:
+        for s in set(stores):
             s.close()
 
 
@@ -227,3 +231,252 @@ def test_a_foreign_or_newer_schema_is_refused(pg_schema):
         conn.execute(f"UPDATE {schema}.meta SET value = '999' WHERE key = 'schema_version'")
     with pytest.raises(SchemaTooNew, match="upgrade memstrata"):
         PostgresStore(url, schema=schema)
+
+
+# ---------------------------------------------------------------------- the pool, retries, API keys
+
+
+def _with(url: str, **params: str) -> str:
+    """`url` with libpq query parameters added."""
+    from urllib.parse import quote, urlencode
+
+    return url + ("&" if "?" in url else "?") + urlencode(params, quote_via=quote)
+
+
+def _wait_until_blocked_by(url: str, blocker) -> None:
+    """Wait until some session waits for a lock that the connection `blocker` holds."""
+    import time
+
+    import psycopg
+
+    pid = blocker.info.backend_pid
+    with psycopg.connect(url, autocommit=True) as watch:
+        for _ in range(200):
+            if watch.execute("SELECT count(*) FROM pg_stat_activity WHERE %s = ANY(pg_blocking_pids(pid))",
+                             [pid]).fetchone()[0]:
+                return
+            time.sleep(0.025)
+    raise AssertionError("the store never waited for the other connection's lock")
+
+
+def _two_notes(store) -> tuple[str, str]:
+    """Two active notes of user ana, the first with the smaller row id."""
+    from datetime import datetime, timezone
+
+    from memstrata.ids import new_id
+    from memstrata.model import Note
+
+    t0 = datetime(2024, 1, 1, tzinfo=timezone.utc)
+    notes = [Note(id=new_id("note"), user_id="ana", content=text, event_time=t0, created_at=t0, updated_at=t0)
+             for text in ("ana likes tea", "ana likes green tea")]
+    store.put(notes)
+    return notes[0].id, notes[1].id
+
+
+def test_reads_run_concurrently_on_the_pool(pg_schema):
+    import threading
+    import time
+
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    took = {}
+    for size in (4, 1):
+        store = PostgresStore(url, schema=schema, pool_max=size)
+        threads = [threading.Thread(target=store.execute, args=("SELECT pg_sleep(0.3)",)) for _ in range(4)]
+        start = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        took[size] = time.perf_counter() - start
+        store.close()
+    assert took[4] < 0.9 and took[1] >= 1.2, took
+
+
+def test_pool_settings_are_checked(pg_schema):
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    with pytest.raises(ConfigError, match="postgres_pool_min 0-postgres_pool_max, got min 5, max 2"):
+        PostgresStore(url, schema=schema, pool_min=5, pool_max=2)
+    with pytest.raises(ConfigError, match="postgres_pool_max"):
+        Settings.load(postgres_pool_max=0)
+    loaded = Settings.load(postgres_pool_min=0, postgres_pool_max=3)
+    assert (loaded.postgres_pool_min, loaded.postgres_pool_max) == (0, 3)
+
+
+def test_a_full_pool_says_so(pg_schema):
+    import threading
+    import time
+
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    store = PostgresStore(_with(url, connect_timeout="1"), schema=schema, pool_max=1)
+
+    def hold() -> None:
+        with store._write() as cur:
+            cur.execute("SELECT pg_sleep(2)")
+
+    holder = threading.Thread(target=hold)
+    try:
+        holder.start()
+        time.sleep(0.3)
+        with pytest.raises(StoreError, match=r"came free within 1 s: all 1 of this process's are busy"):
+            store.stats()
+    finally:
+        holder.join()
+        store.close()
+
+
+def test_the_pool_reconnects_after_the_server_dropped_its_connections(pg_schema):
+    """A server restart breaks every pooled connection: the call that meets the break fails, the next
+    ones get new connections."""
+    import psycopg
+
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    name = f"memstrata-{schema}"
+    store = PostgresStore(_with(url, application_name=name), schema=schema, pool_min=3)
+    try:
+        store._db._pool.wait(10)
+        with psycopg.connect(url, autocommit=True) as admin:
+            killed = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                                   "WHERE application_name = %s", [name]).fetchone()[0]
+        assert killed >= 3  # (the pool may have grown while the store opened)
+        with pytest.raises(StoreError, match="Postgres database postgresql://"):
+            store.stats()
+        for _ in range(5):
+            assert store.stats()["records"] == {}
+    finally:
+        store.close()
+    with pytest.raises(StoreError, match="is closed"):
+        store.stats()
+
+
+def test_a_transaction_that_loses_a_deadlock_is_run_again(pg_schema, caplog):
+    """The store's merge locks its two rows in row-id order; another connection holds the second and then
+    asks for the first. Postgres aborts the merge (it waited first); the store runs it again."""
+    import threading
+    import time
+
+    import psycopg
+
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    store = PostgresStore(url, schema=schema)
+    keep, drop = _two_notes(store)
+    result: dict = {}
+    try:
+        with psycopg.connect(url) as other, caplog.at_level("WARNING", logger="memstrata.store.postgres_conn"):
+            other.execute(f"SET search_path TO {schema}")
+            other.execute("SELECT 1 FROM records WHERE id = %s FOR UPDATE", [drop])
+            merge = threading.Thread(target=lambda: result.update(
+                merged=store.merge_records(keep, drop, Scope(user_id="ana"), at=1.0)))
+            merge.start()
+            _wait_until_blocked_by(url, other)
+            time.sleep(0.3)  # the merge's deadlock check fires first, so the merge is the one aborted
+            other.execute("SELECT 1 FROM records WHERE id = %s FOR UPDATE", [keep])  # the deadlock
+            other.commit()
+            merge.join(30)
+        assert result == {"merged": True}
+        assert any("deadlock detected" in r.getMessage() for r in caplog.records), "the merge was run again"
+        states = {r.id: r.status for r in store.get([keep, drop], Scope(user_id="ana"))}
+        assert states == {keep: "active", drop: "superseded"}
+        assert [e.event for e in store.history(drop, Scope(user_id="ana"))] == ["created", "superseded"]
+    finally:
+        store.close()
+
+
+def test_a_serialization_failure_is_run_again(pg_schema, caplog):
+    """Under `default_transaction_isolation = serializable` (a server may be set so), a row changed by a
+    transaction that committed after the store's began fails the store's with 40001: it is run again."""
+    import threading
+
+    import psycopg
+
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    store = PostgresStore(_with(url, options="-c default_transaction_isolation=serializable"), schema=schema)
+    note, _ = _two_notes(store)
+    result: dict = {}
+    try:
+        with psycopg.connect(url) as other, caplog.at_level("WARNING", logger="memstrata.store.postgres_conn"):
+            other.execute(f"UPDATE {schema}.records SET importance = 0.9 WHERE id = %s", [note])
+            archive = threading.Thread(target=lambda: result.update(changed=store.set_status(
+                [note], Scope(user_id="ana"), "archived", at=1.0, event="archived")))
+            archive.start()
+            _wait_until_blocked_by(url, other)
+            other.commit()
+            archive.join(30)
+        assert result == {"changed": [note]}
+        assert any("could not serialize" in r.getMessage() for r in caplog.records), "the archive was run again"
+        [record] = store.get([note], Scope(user_id="ana"))
+        assert (record.status, record.importance) == ("archived", 0.9)
+    finally:
+        store.close()
+
+
+def test_api_keys_live_in_the_schema_and_every_server_on_it_accepts_them(pg_schema, settings, tmp_path,
+                                                                          monkeypatch):
+    """Keys made by one process are accepted by a server (two worker processes) on the same schema, and
+    a revocation made elsewhere stops them at the next request. No key file is written."""
+    import httpx
+
+    from memstrata.server.keys import PostgresKeyStore, open_key_store
+    from memstrata.server.launch import server_process
+    from test_server_keys import _cli
+    from typer.testing import CliRunner
+
+    url, schema = pg_schema
+    here, there = open_key_store(settings, tmp_path / "k.db"), open_key_store(settings, tmp_path / "k2.db")
+    try:
+        assert isinstance(here, PostgresKeyStore)
+        created = here.create(tenant="acme", label="ci")
+        assert there.verify(created.token).id == created.key.id and there.has_active_keys()
+        raw = here._store.execute("SELECT hash FROM api_keys")
+        assert created.token not in str(raw) and len(raw[0][0]) == 64
+        here._store.reset()  # erasing the memories leaves the keys
+        assert there.verify(created.token) is not None
+
+        env = {"MEMSTRATA_STORE": "postgres", "MEMSTRATA_POSTGRES_URL": url, "MEMSTRATA_POSTGRES_SCHEMA": schema}
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
+        out = CliRunner().invoke(_cli(), ["--db", str(tmp_path / "m.db"), "keys", "list", "--json"])
+        assert out.exit_code == 0 and [k["id"] for k in json.loads(out.output)] == [created.key.id], out.output
+        with server_process(db=tmp_path / "m.db", workers=2, extra_env=env) as server:
+            auth = {"Authorization": f"Bearer {created.token}"}
+            get = lambda: httpx.get(server.url + "/v1/memories", params={"user_id": "ana"}, headers=auth, timeout=30)
+            assert [get().status_code for _ in range(4)] == [200] * 4
+            there.revoke(created.key.id)
+            assert here.verify(created.token) is None
+            assert [get().status_code for _ in range(4)] == [401] * 4
+        assert not list(tmp_path.glob("*.keys.db")) and not (tmp_path / "k.db").exists()
+    finally:
+        here.close()
+        there.close()
+
+
+def test_the_keys_of_a_key_file_move_into_the_schema(settings, tmp_path, caplog):
+    """A server moving to store = postgres keeps its keys: the file's keys are copied in once, revoked
+    ones stay revoked, and keys made since in the schema are kept."""
+    from memstrata.server.keys import KeyStore, open_key_store
+
+    file = KeyStore(tmp_path / "m.db.keys.db")
+    kept, gone = file.create(tenant="acme"), file.create(tenant=None, admin=True)
+    file.revoke(gone.key.id)
+    file.close()
+    with caplog.at_level("WARNING", logger="memstrata.server"):
+        keys = open_key_store(settings, tmp_path / "m.db.keys.db")
+    try:
+        assert "copied 2 API key(s)" in caplog.text
+        assert keys.verify(kept.token).tenant == "acme" and keys.verify(gone.token) is None
+        newer = keys.create(tenant="beta")
+        assert keys.import_file(tmp_path / "m.db.keys.db") == 0
+        assert [k.id for k in keys.list()] == [kept.key.id, gone.key.id, newer.key.id]
+    finally:
+        keys.close()

@@ -316,3 +316,17 @@ def test_put_merges_a_statement_another_writer_stored_first(store, embedder):
     assert store.get([second.id], ANA) == []
     assert store.get([first.id], ANA)[0].sources == [ep1.id, ep2.id]
     assert [e.event for e in store.history(first.id, ANA)] == ["created", "merged"]
+
+
+def test_adjacent_turns_nearest_first_in_session_order(store, embedder):
+    """Up to `width` turns before and after each seed in its session, alternating nearest first (inserted
+    out of order: the session's time decides), never another session's or user's."""
+    days = [3, 0, 4, 1, 2]
+    turns = put(store, embedder, [episode(f"turn on day {d}", session="s", day=d) for d in days])
+    by_day = {d: t.id for d, t in zip(days, turns)}
+    (lone,) = put(store, embedder, [episode("a session of one turn", session="t")])
+    (bobs,) = put(store, embedder, [episode("bob in a session named s too", user="bob", session="s", day=2)])
+    near = store.adjacent([by_day[2], by_day[0], lone.id, bobs.id, "episode_nope"], ANA, width=2)
+    assert near == {by_day[2]: [by_day[1], by_day[3], by_day[0], by_day[4]], by_day[0]: [by_day[1], by_day[2]],
+                    lone.id: []}
+    assert store.adjacent([by_day[4]], ANA) == {by_day[4]: [by_day[3]]}

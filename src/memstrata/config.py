@@ -50,6 +50,13 @@ class Settings(BaseSettings):
     postgres_schema: str = Field(
         "public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="with store = 'postgres': the schema holding the tables"
     )
+    postgres_pool_min: int = Field(
+        1, ge=0, le=100, description="with store = 'postgres': connections each process keeps open while idle"
+    )
+    postgres_pool_max: int = Field(
+        8, ge=1, le=100, description="with store = 'postgres': most connections one process opens (concurrent calls "
+        "beyond it wait for one to come free); at least postgres_pool_min"
+    )
     sqlite_synchronous: Literal["FULL", "NORMAL"] = Field(
         "FULL", description="FULL: an acknowledged add survives power loss; NORMAL: survives a process crash only"
     )
@@ -62,6 +69,14 @@ class Settings(BaseSettings):
     )
     ann_expansion_search: int = Field(128, ge=1, le=4096, description="HNSW search beam (ef): higher is slower and closer to exact")
     ann_cache_mb: int = Field(1024, ge=0, description="memory for the HNSW indexes of large scopes (about 2.8 KB per 384-d vector)")
+    ann_dir: str | None = Field(
+        "auto", description="directory where HNSW indexes are saved, so a new process loads them instead of building "
+        "them again; 'auto': `<db>.ann` beside the SQLite file, and none with store = 'postgres' (a delete made on "
+        "another machine could not remove this machine's copy); a directory given is used per database "
+        "(a subdirectory named by a hash of it); '': not saved"
+    )
+    ann_disk_mb: int = Field(4096, ge=0, description="disk for the saved HNSW indexes (about 1.7 KB per 384-d vector; "
+                             "the least recently used go first; 0: not saved)")
 
     # embeddings
     embedder: Literal["minilm", "openai"] = "minilm"

@@ -11,8 +11,9 @@ that configuration alone):
 - the same vector queries answered by an exact numpy scan over the same vectors
   in the same process: the baseline, with the agreement of the two top-10s;
 - the ANN path (HNSW, store/ann.py) forced on every queried scope: index build
-  time and memory, then latency and recall@10 against the exact scan at each
-  search beam (ef) asked for;
+  time and memory, the time a second store takes to load the saved indexes
+  instead, then latency and recall@10 (through that second store) against the
+  exact scan at each search beam (ef) asked for;
 - database size on disk and peak RSS.
 
 Once per run, the real embedder's ingest throughput through `Memory.add` is
@@ -133,6 +134,7 @@ def _settings(cfg: ScaleConfig, db: Path) -> Settings:
 def _unlink_db(db: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         Path(str(db) + suffix).unlink(missing_ok=True)
+    shutil.rmtree(str(db) + ".ann", ignore_errors=True)  # the saved ANN indexes (Settings.ann_dir "auto")
 
 
 def _db_bytes(db: Path) -> dict:
@@ -443,23 +445,28 @@ def _measure_ann(
     cfg: ScaleConfig, settings: Settings, model: str, query_vecs: np.ndarray, q_scopes: list[int],
     exact_top: list[list[str]], prog: Any,
 ) -> dict:
-    """The store's ANN path forced on every queried scope (`ann_min_vectors=1`): build the indexes, then
-    time the same vector queries at each ef, with recall@10 against the exact store's top 10."""
-    store = open_store(settings.model_copy(update={"ann_min_vectors": 1,
-                                                   "ann_expansion_search": cfg.ann_expansion_search[0]}))
+    """The store's ANN path forced on every queried scope (`ann_min_vectors=1`): build the indexes, load them
+    from disk in a second store (when `ann_dir` saves them), then time the same vector queries at each ef,
+    with recall@10 against the exact store's top 10."""
+    ann_settings = settings.model_copy(update={"ann_min_vectors": 1,
+                                               "ann_expansion_search": cfg.ann_expansion_search[0]})
+    store = open_store(ann_settings)
     ann = store.ann  # type: ignore[attr-defined]
     filters = SearchFilters()
     out: dict[str, Any] = {"connectivity": CONNECTIVITY, "expansion_add": EXPANSION_ADD, "threads": ann.threads,
                            "ann_cache_mb": settings.ann_cache_mb, "by_ef": []}
-    try:
-        # The first search of a scope loads its matrix and schedules its index; the build runs in the background.
+
+    def index_all() -> tuple[float, float]:
+        """Seconds of the first search of each scope (loads its matrix, schedules its index), then of the wait."""
         t0 = time.perf_counter()
         for k in sorted(set(q_scopes)):
             store.vector_search(query_vecs[0], model, Scope(user_id=_user(k)), filters, TOP_K)
-        out["load_seconds"] = round(time.perf_counter() - t0, 2)
-        t0 = time.perf_counter()
+        t1 = time.perf_counter()
         ann.wait()
-        out["wait_seconds"] = round(time.perf_counter() - t0, 2)
+        return round(t1 - t0, 2), round(time.perf_counter() - t1, 2)
+
+    try:
+        out["load_seconds"], out["wait_seconds"] = index_all()  # the build runs in the background
         stats = ann.stats()
         rows = sum(st["rows"] for st in stats)
         out.update({
@@ -469,6 +476,16 @@ def _measure_ann(
             "index_bytes_per_vector": round(sum(st["nbytes"] for st in stats) / rows, 1) if rows else None,
             "last_error": ann.last_error,
         })
+        if ann.files is not None and ann.files.events["saved"]:  # a second store loads what the first saved
+            out["saved_mb"] = round(sum(p.stat().st_size for p in ann.files.dir.iterdir()) / 2**20, 1)
+            store.close()
+            store = open_store(ann_settings)
+            ann = store.ann  # type: ignore[attr-defined]
+            out["reload_matrix_seconds"], out["reload_wait_seconds"] = index_all()
+            stats = ann.stats()
+            out.update({"reload_seconds": round(sum(st["load_seconds"] or 0.0 for st in stats), 3),
+                        "loads": sum(st["loads"] for st in stats),
+                        "builds_after_reload": sum(st["builds"] for st in stats), "reload_error": ann.last_error})
         task = prog.add_task("ANN searches", total=len(cfg.ann_expansion_search) * cfg.repeats * len(q_scopes))
         for ef in cfg.ann_expansion_search:
             ann.expansion_search = ef
@@ -572,7 +589,7 @@ def scale_markdown(report: dict) -> str:
     if ann_rows:
         out.append("\n### ANN path (HNSW, usearch; forced on every queried scope)\n")
         head = ["N", "scopes", "ef", "ANN p50/p95/p99 ms", "exact store p50 ms", "numpy p50 ms", "ANN / numpy",
-                "recall@10", "build s", "index MB", "B/vector", "answered by"]
+                "recall@10", "build s", "load from disk s", "index MB", "B/vector", "answered by"]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
         for r, a in ann_rows:
@@ -582,7 +599,7 @@ def scale_markdown(report: dict) -> str:
                 f"{_f(v.get('p50_ms'))} / {_f(v.get('p95_ms'))} / {_f(v.get('p99_ms'))}",
                 _f(r["search"]["store_vector"]["p50_ms"]), _f(r["search"]["numpy_exact"]["p50_ms"]),
                 _f(a.get("ann_over_numpy_p50")) + "x", _f(a["recall_at_10"], 3), _f(ix["build_seconds"], 1),
-                _f(ix["index_mb"], 1), _f(ix["index_bytes_per_vector"], 0),
+                _f(ix.get("reload_seconds"), 1), _f(ix["index_mb"], 1), _f(ix["index_bytes_per_vector"], 0),
                 ", ".join(f"{k} {n}" for k, n in sorted(a["paths"].items())),
             ]) + " |")
     if report.get("growth"):

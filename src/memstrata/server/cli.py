@@ -14,12 +14,15 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from ..config import Settings
 from ..errors import ConfigError, InvalidInput
+
+if TYPE_CHECKING:
+    from .keys import KeyStore
 
 serve_app = typer.Typer(
     help="Run the REST server (FastAPI + uvicorn). See docs/server.md.",
@@ -49,15 +52,18 @@ def _root_settings(ctx: typer.Context) -> Settings:
     return Settings.load(root.params.get("config"), db=root.params.get("db"))
 
 
-def _keys_path(ctx: typer.Context, keys_db: Path | None) -> Path | str:
-    from .settings import ServerSettings, keys_path_for
+def _key_store(ctx: typer.Context, keys_db: Path | None) -> KeyStore:
+    """The key store of the root command's settings (the Postgres schema with store = postgres)."""
+    from .keys import open_key_store
+    from .settings import ServerSettings
 
-    return keys_path_for(_root_settings(ctx).db, keys_db or ServerSettings().keys_db)
+    return open_key_store(_root_settings(ctx), keys_db or ServerSettings().keys_db)
 
 
 KeysDb = Annotated[
     Optional[Path],
-    typer.Option("--keys-db", help="Key store file (env MEMSTRATA_KEYS_DB; default <db>.keys.db).", show_default=False),
+    typer.Option("--keys-db", help="Key store file (env MEMSTRATA_KEYS_DB; default <db>.keys.db). With store = "
+                 "postgres the keys are in the database, and this file's are copied there.", show_default=False),
 ]
 
 
@@ -113,9 +119,7 @@ def keys_create(
     as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False,
 ) -> None:
     """Create a key and print its token once (only a hash is kept)."""
-    from .keys import KeyStore
-
-    store = KeyStore(_keys_path(ctx, keys_db))
+    store = _key_store(ctx, keys_db)
     try:
         created = store.create(tenant=tenant, admin=admin, label=label)
     finally:
@@ -136,9 +140,7 @@ def keys_list(
     as_json: Annotated[bool, typer.Option("--json", help="Machine output.")] = False,
 ) -> None:
     """List keys (ids, tenants, roles, dates; never tokens)."""
-    from .keys import KeyStore
-
-    store = KeyStore(_keys_path(ctx, keys_db))
+    store = _key_store(ctx, keys_db)
     try:
         keys = store.list(include_revoked=not active)
     finally:
@@ -163,9 +165,7 @@ def keys_revoke(
     keys_db: KeysDb = None,
 ) -> None:
     """Revoke a key; requests with it fail from now on."""
-    from .keys import KeyStore
-
-    store = KeyStore(_keys_path(ctx, keys_db))
+    store = _key_store(ctx, keys_db)
     try:
         key = store.revoke(key_id)
     finally:

@@ -1,8 +1,10 @@
 """API keys: random tokens shown once, stored as SHA-256 hashes, each bound to a tenant or admin.
 
-The key store is its own small SQLite file beside the memory database (default
-`<db>.keys.db`, or MEMSTRATA_KEYS_DB), so keys never mix with memories and a
-memory export never carries them.
+With the SQLite store the key store is its own small SQLite file beside the memory
+database (default `<db>.keys.db`, or MEMSTRATA_KEYS_DB). With store = "postgres" it is
+the `api_keys` table of the store's schema, so every server on that database accepts
+the same keys. Either way keys never mix with memories and a memory export never
+carries them.
 
 A token looks like ``ms_<43 url-safe characters>`` (32 random bytes). Only its
 SHA-256 is kept; a lost token cannot be recovered, only revoked and replaced.
@@ -11,6 +13,7 @@ SHA-256 is kept; a lost token cannot be recovered, only revoked and replaced.
 from __future__ import annotations
 
 import hashlib
+import logging
 import re
 import secrets
 import sqlite3
@@ -18,11 +21,19 @@ import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel
 
+from ..config import Settings
 from ..errors import InvalidInput, NotFound, StoreError
+from .settings import keys_path_for
+
+if TYPE_CHECKING:
+    from ..store import Store
+    from ..store.postgres import PostgresStore
+
+log = logging.getLogger("memstrata.server")
 
 Role = Literal["tenant", "admin"]
 TOKEN_PREFIX = "ms_"
@@ -81,7 +92,8 @@ def _dt(epoch: float | None) -> datetime | None:
 
 
 class KeyStore:
-    """Create, list, revoke and verify API keys. Thread-safe; several processes may share the file."""
+    """Create, list, revoke and verify API keys in a SQLite file. Thread-safe; several processes may share
+    the file. `PostgresKeyStore` keeps them in a Postgres schema instead, behind the same methods."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = path
@@ -168,3 +180,55 @@ class KeyStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+class PostgresKeyStore(KeyStore):
+    """The API keys in the `api_keys` table of a Postgres store's schema: every server process and machine
+    on that schema accepts the same keys, and a revocation reaches them all at their next request."""
+
+    def __init__(self, store: PostgresStore, *, owns_store: bool = False) -> None:
+        self.path = f"{store.path} (schema {store.schema})"
+        self._store, self._owns_store = store, owns_store
+
+    def _query(self, sql: str, params: tuple = ()) -> list[tuple]:
+        return self._store.execute(sql.replace("?", "%s"), params)
+
+    def import_file(self, path: Path | str) -> int:
+        """Copy in the keys of a SQLite key file that this schema lacks (by id, revoked ones as revoked), so
+        the keys of a server that moves to store = "postgres" keep working; returns how many were new."""
+        source = KeyStore(path)
+        try:
+            rows = source._query("SELECT id, hash, tenant, role, label, created_at, revoked_at FROM api_keys")
+        finally:
+            source.close()
+        return sum(len(self._query(
+            "INSERT INTO api_keys (id, hash, tenant, role, label, created_at, revoked_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING id", row)) for row in rows)
+
+    def close(self) -> None:
+        if self._owns_store:
+            self._store.close()
+
+
+def open_key_store(settings: Settings, path: Path | str | None = None, store: Store | None = None) -> KeyStore:
+    """The key store `settings` name: the SQLite file `path` (default `<db>.keys.db`), or with store =
+    "postgres" the store's schema (through `store`'s connections when given), into which the keys of that
+    file, when it exists, are copied first (`PostgresKeyStore.import_file`)."""
+    file = keys_path_for(settings.db, path)
+    if settings.store != "postgres":
+        return KeyStore(file)
+    from ..store import open_store
+    from ..store.postgres import PostgresStore
+
+    keys = (PostgresKeyStore(store) if isinstance(store, PostgresStore)
+            else PostgresKeyStore(open_store(settings), owns_store=True))  # type: ignore[arg-type]
+    if str(file) != ":memory:" and Path(file).is_file():
+        try:
+            copied = keys.import_file(file)
+        except Exception:
+            keys.close()
+            raise
+        if copied:
+            log.warning("copied %d API key(s) from %s into %s: with store = postgres the keys live there",
+                        copied, file, keys.path)
+    return keys

@@ -37,8 +37,8 @@ from ..errors import ConfigError, MemstrataError, ScopeRequired
 from ..memory import Memory
 from .auth import TENANT_HEADER, Principal, bearer_token, principal_for_key
 from .errors import Unauthorized
-from .keys import KeyStore, check_tenant
-from .settings import ServerSettings, keys_path_for
+from .keys import KeyStore, check_tenant, open_key_store
+from .settings import ServerSettings
 
 INSTRUCTIONS = """\
 memstrata is your long-term memory: it keeps what you are told across conversations and \
@@ -375,7 +375,7 @@ def run(
             raise ConfigError(f"unknown transport {transport!r}; use stdio or http", field="transport")
         if tenant is not None:
             raise ConfigError("--tenant is for stdio; over HTTP the API key decides the tenant", field="tenant")
-        keys = KeyStore(keys_path_for(memory.settings.db, keys_db or ServerSettings().keys_db))
+        keys = open_key_store(memory.settings, keys_db or ServerSettings().keys_db, memory.store)
         if not keys.has_active_keys():
             raise ConfigError(
                 "the HTTP transport needs API keys and none exists; create one with `memstrata keys create --tenant NAME`",

@@ -32,7 +32,7 @@ from ..transfer import EXPORT_TYPE, export_jsonl
 from .auth import TENANT_HEADER, Namespace, Principal, authenticate
 from .bodylimit import BodyLimitMiddleware
 from .errors import Forbidden, MalformedRequest, MethodNotAllowed, ServerError, error_body, status_for
-from .keys import KeyStore
+from .keys import KeyStore, open_key_store
 from .webpage import web_router
 from .schemas import (
     ID_SCHEMA,
@@ -61,7 +61,7 @@ from .schemas import (
     UpdateRequest,
     VersionResponse,
 )
-from .settings import ServerSettings, keys_path_for
+from .settings import ServerSettings
 
 log = logging.getLogger("memstrata.server")
 
@@ -182,7 +182,7 @@ def create_app(
         memory = Memory(settings=settings or Settings.load())
     own_keys = keys is None
     if keys is None:
-        keys = KeyStore(keys_path_for(memory.settings.db, server_settings.keys_db))
+        keys = open_key_store(memory.settings, server_settings.keys_db, memory.store)
     state = ServerState(memory=memory, keys=keys, settings=server_settings)
 
     @asynccontextmanager

@@ -10,7 +10,7 @@ from typing import Any
 
 from ..config import Settings
 from ..errors import ConfigError
-from .keys import KeyStore
+from .keys import KeyStore, open_key_store
 from .settings import ServerSettings, is_loopback, keys_path_for
 from .webpage import PAGE_PATH
 
@@ -18,15 +18,17 @@ APP_FACTORY = "memstrata.server.rest:create_app"
 DEFAULT_PORT = 8765
 
 
-def check_bind(host: str, keys_path: Path | str) -> None:
-    """Refuse a non-loopback address while no API key exists (anyone could read every memory)."""
+def check_bind(host: str, keys: KeyStore | Path | str) -> None:
+    """Refuse a non-loopback address while no API key exists (anyone could read every memory).
+    `keys`: the key store, or the path of a SQLite one."""
     if is_loopback(host):
         return
-    store = KeyStore(keys_path)
+    store = keys if isinstance(keys, KeyStore) else KeyStore(keys)
     try:
         active = store.has_active_keys()
     finally:
-        store.close()
+        if store is not keys:
+            store.close()
     if not active:
         raise ConfigError(
             f"refusing to listen on {host}: no API key exists, so anyone who reaches it could read every memory; "
@@ -70,7 +72,11 @@ def serve(
     if workers < 1:
         raise ConfigError("workers must be at least 1", field="workers")
     env = server_env(db=db, config=config, keys_db=keys_db, max_body_bytes=max_body_bytes)
-    check_bind(host, env["MEMSTRATA_KEYS_DB"])
+    keys = open_key_store(Settings.load(config, db=db), env["MEMSTRATA_KEYS_DB"])
+    try:
+        check_bind(host, keys)
+    finally:
+        keys.close()
     os.environ.update(env)  # the worker processes read their settings from here
     shown = f"[{host}]" if ":" in host else host
     print(f"memstrata: API at http://{shown}:{port}/v1, web page at http://{shown}:{port}{PAGE_PATH}", file=sys.stderr)

@@ -22,7 +22,10 @@ class ServerSettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="MEMSTRATA_", extra="ignore")
 
-    keys_db: Path | None = Field(None, description="API key store (SQLite); default: <db>.keys.db beside the memory db")
+    keys_db: Path | None = Field(
+        None, description="API key store (SQLite); default: <db>.keys.db beside the memory db; with store = 'postgres' "
+        "the keys are in the database and this file's are copied there"
+    )
     max_body_bytes: int = Field(DEFAULT_MAX_BODY_BYTES, ge=1024, description="largest request body accepted (413 above)")
     mcp_user_id: str | None = Field(None, description="MCP: default user_id when a tool call names none")
     mcp_agent_id: str | None = Field(None, description="MCP: default agent_id when a tool call names none")

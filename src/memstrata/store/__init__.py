@@ -2,11 +2,26 @@
 
 from __future__ import annotations
 
+import hashlib
+from pathlib import Path
 from typing import Callable
 
-from ..config import Settings
+from ..config import Settings, redact_url
 from ..errors import ConfigError
 from .base import Store
+
+
+def ann_dir(settings: Settings) -> Path | None:
+    """Where the store saves its HNSW indexes (`Settings.ann_dir`), or None: not saved."""
+    if not settings.ann_dir or settings.ann_disk_mb <= 0:
+        return None
+    sqlite = settings.store == "sqlite"
+    if settings.ann_dir == "auto":  # off for Postgres: a delete made on another machine cannot reach these files
+        return Path(f"{settings.db.expanduser()}.ann") if sqlite and str(settings.db) != ":memory:" else None
+    # a directory given holds one subdirectory per database, so two databases never take each other's files
+    database = (str(settings.db.expanduser().resolve()) if sqlite
+                else f"{redact_url(settings.postgres_url or '')}#{settings.postgres_schema}")
+    return Path(settings.ann_dir).expanduser() / hashlib.blake2b(database.encode(), digest_size=8).hexdigest()
 
 
 def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> Store:
@@ -20,6 +35,8 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
         ann_min_vectors=settings.ann_min_vectors,
         ann_expansion_search=settings.ann_expansion_search,
         ann_cache_mb=settings.ann_cache_mb,
+        ann_dir=ann_dir(settings),
+        ann_disk_mb=settings.ann_disk_mb,
         clock=clock,
     )
     if settings.store == "postgres":
@@ -31,11 +48,12 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
             )
         from .postgres import PostgresStore
 
-        return PostgresStore(settings.postgres_url, schema=settings.postgres_schema, **common)
+        return PostgresStore(settings.postgres_url, schema=settings.postgres_schema,
+                             pool_min=settings.postgres_pool_min, pool_max=settings.postgres_pool_max, **common)
     from .sqlite import SQLiteStore
 
     return SQLiteStore(
         settings.db, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.busy_timeout_ms, **common
     )
 
-__all__ = ["Store", "open_store"]
+__all__ = ["Store", "ann_dir", "open_store"]

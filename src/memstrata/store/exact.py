@@ -56,6 +56,9 @@ class ScopeMatrix:
     valid_from: np.ndarray  # float64 epoch seconds (event_time when the record has no valid_from)
     valid_to: np.ndarray  # float64 epoch seconds (+inf when open)
     kind: np.ndarray | None = None  # object array of kinds
+    #: time.monotonic_ns() before the rows were read (0: unknown); store/ann.py saves no index of a matrix
+    #: read before the last erasure.
+    stamp: int = 0
 
     @property
     def active(self) -> np.ndarray:

@@ -9,10 +9,9 @@ every write bumps inside its transaction.
 from __future__ import annotations
 
 import json
-import threading
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import zip_longest
+from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
@@ -23,7 +22,7 @@ from ..timeutil import now, to_datetime
 from .ann import ann_indexes
 from .exact import MatrixCache
 from .postgres_bm25 import Bm25Stats, bm25_sql
-from .postgres_conn import Connector
+from .postgres_conn import Connector, replayable
 from .postgres_lifecycle import PostgresLifecycle
 from .postgres_schema import CURRENT_VERSION, MIGRATIONS, TABLES, TS_CONFIG
 from .postgres_sql import Cursor, filter_sql, jsonb_equals, locked_row, scope_sql
@@ -44,12 +43,14 @@ def _vec_bytes(vector: np.ndarray) -> bytes:
 
 
 class PostgresStore(PostgresLifecycle, ExactVectorSearch):
-    """Postgres backend. Thread-safe (one connection per store, calls serialised by a lock); any number
-    of processes may share one database."""
+    """Postgres backend. Thread-safe: a pool of connections, so reads run concurrently; each write is one
+    transaction, run again after a deadlock or serialization failure. Any number of processes may share
+    one database."""
 
     _sql_mark = "%s"
     _sql_infinity = "'Infinity'::float8"
     _sql_metadata = staticmethod(jsonb_equals)
+    _erase_grace_s = 30.0  # reads run on other pooled connections while a transaction commits (store/vecpath.py)
 
     def __init__(
         self,
@@ -61,17 +62,22 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         ann_min_vectors: int = 50_000,
         ann_expansion_search: int = 64,
         ann_cache_mb: int = 1024,
+        ann_dir: str | Path | None = None,
+        ann_disk_mb: int = 4096,
         connect_timeout_s: int = 10,
+        pool_min: int = 1,
+        pool_max: int = 8,
         clock: Callable[[], float] | None = None,
     ) -> None:
         #: Epoch seconds for created/updated stamps and history (the owner's clock, so tests can set time).
         self._clock: Callable[[], float] = clock or now
-        self._lock = threading.RLock()
         self._search_threads = search_threads
         self._matrices = MatrixCache(vector_cache_mb * 1024 * 1024)
-        self._ann = ann_indexes(ann_min_vectors, ann_expansion_search, ann_cache_mb, search_threads)
+        self._ann = ann_indexes(ann_min_vectors, ann_expansion_search, ann_cache_mb, search_threads, ann_dir,
+                                ann_disk_mb)
         self._bm25 = Bm25Stats()
-        self._db = Connector(url, schema=schema, connect_timeout_s=connect_timeout_s)
+        self._db = Connector(url, schema=schema, connect_timeout_s=connect_timeout_s, pool_min=pool_min,
+                             pool_max=pool_max)
         self.schema = schema
         #: The database's URL without its password (for messages and stats).
         self.path = self._db.display
@@ -106,6 +112,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                 f"({CURRENT_VERSION}); upgrade memstrata (pip install -U memstrata)"
             )
 
+    @replayable
     def _migrate(self) -> None:
         """Create the schema, or bring an older one up to CURRENT_VERSION (one process at a time)."""
         with self._write() as cur:
@@ -125,13 +132,18 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     @contextmanager
     def _write(self) -> Iterator[Cursor]:
-        """One transaction: committed when the block ends, rolled back on any error."""
-        with self._lock, self._db.transaction() as cur:
+        """One transaction on a pooled connection: committed when the block ends, rolled back on any error.
+        A method whose whole effect is this transaction is `@replayable`."""
+        with self._db.transaction() as cur:
             yield cur
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.fetchall(sql, params)
+        return self._db.fetchall(sql, params)
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Rows of one statement (%s placeholders) in the store's schema, run on its own: for the tables that
+        hold no memories (the server's API keys, server/keys.py)."""
+        return self._db.fetchall(sql, params)
 
     def _bump(self, cur: Cursor, pairs: Iterable[tuple[str | None, str | None]]) -> None:
         """Bump the version stamps of these users/agents (sorted: concurrent writers lock in one order)."""
@@ -180,6 +192,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     # ------------------------------------------------------------------ writes
 
+    @replayable
     def put(
         self,
         records: Sequence[Record],
@@ -278,6 +291,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
             self._history(cur, [(record_id, "merged", stamp, None, None, actor, {"sources_added": added})])
         return user_id, agent_id
 
+    @replayable
     def update(
         self,
         record_id: str,
@@ -338,6 +352,8 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
     def _purge_cache(self, cur: Cursor, owned: Iterable[tuple[str | None, str | None, str]]) -> None:
         """Drop the cached vectors of (user_id, agent_id, content_hash) texts no record of that owner
         still has: deleting a memory takes its text out of the embedding cache too."""
+        owned = list(owned)
+        self._forget_ann(owned)  # and the saved ANN indexes that may hold its vector
         gone = []
         for user_id, agent_id, h in owned:
             cur.execute(
@@ -364,6 +380,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         )
         return cur.fetchall()
 
+    @replayable
     def detach(self, source_id: str, scope: Scope) -> int:
         where, params = scope_sql(_owner(scope))
         with self._write() as cur:
@@ -372,6 +389,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                 raise NotFound(f"no memory {source_id!r} in scope {scope.label()}")
             return self._delete_rids(cur, self._unlink_sources(cur, [source_id]))
 
+    @replayable
     def delete(self, ids: Sequence[str], scope: Scope) -> int:
         where, params = scope_sql(scope)
         with self._write() as cur:
@@ -379,6 +397,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                         [list(ids), *params])
             return self._delete_rids(cur, cur.fetchall())
 
+    @replayable
     def delete_scope(self, scope: Scope) -> int:
         where, params = scope_sql(scope)
         with self._write() as cur:
@@ -393,6 +412,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                           [state_key(scope), step])
         return rows[0][0] if rows else None
 
+    @replayable
     def set_organise_state(self, scope: Scope, step: str, value: str) -> None:
         with self._write() as cur:
             cur.execute(
@@ -401,6 +421,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                 [state_key(scope), step, value],
             )
 
+    @replayable
     def reset(self) -> None:
         with self._write() as cur:
             cur.execute(f"TRUNCATE {', '.join(TABLES)}")
@@ -458,10 +479,9 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         if not ids:
             return []
         where, params = scope_sql(scope)
-        with self._lock:
-            rows = self._read(f"SELECT {_RECORD_COLUMNS} FROM records r WHERE r.id = ANY(%s) AND {where}",
-                              [list(ids), *params])
-            records = {rec.id: rec for rec in self._records_by_rid(rows)}
+        rows = self._read(f"SELECT {_RECORD_COLUMNS} FROM records r WHERE r.id = ANY(%s) AND {where}",
+                          [list(ids), *params])
+        records = {rec.id: rec for rec in self._records_by_rid(rows)}
         return [records[i] for i in ids if i in records]
 
     def list(
@@ -473,11 +493,10 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         if cursor:
             sql += " AND r.rid > %s"
             fparams = [*fparams, _decode_cursor(cursor)]
-        with self._lock:
-            rows = self._read(sql + " ORDER BY r.rid LIMIT %s", [*params, *fparams, limit + 1])
-            more = len(rows) > limit
-            rows = rows[:limit]
-            items = self._records_by_rid(rows)
+        rows = self._read(sql + " ORDER BY r.rid LIMIT %s", [*params, *fparams, limit + 1])
+        more = len(rows) > limit
+        rows = rows[:limit]
+        items = self._records_by_rid(rows)
         return Page(items=items, next_cursor=_encode_cursor(rows[-1][0]) if more else None)
 
     def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
@@ -515,6 +534,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     # ------------------------------------------------------------------ links and scopes
 
+    @replayable
     def put_links(self, links: Sequence[tuple[str, str, str, float]]) -> int:
         if not links:
             return 0
@@ -533,6 +553,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
             )
             return cur.rowcount
 
+    @replayable
     def delete_links(self, src_ids: Sequence[str], kind: str, keep: Sequence[tuple[str, str]] = ()) -> int:
         keep_set = set(keep)
         with self._write() as cur:
@@ -562,22 +583,25 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     def adjacent(self, ids: Sequence[str], scope: Scope, width: int = 1) -> dict[str, list[str]]:
         """For each given episode, the episodes next to it in its session (up to `width` turns before
-        and after, in event-time order), nearest first."""
+        and after, in event-time order), nearest first, before and after in turn. One statement."""
         where, params = scope_sql(scope, "e")
-        seeds = self._read(
-            "SELECT e.id, e.session_id, e.event_time, e.rid FROM records e WHERE e.id = ANY(%s) AND e.layer = 0 "
-            f"AND e.session_id IS NOT NULL AND {where}",
-            [list(dict.fromkeys(ids)), *params],
+
+        def side(before: bool) -> str:
+            order, cmp = ("DESC", "<") if before else ("ASC", ">")
+            return (f"(SELECT {before} AS before, e.id, row_number() OVER (ORDER BY e.event_time {order}, e.rid {order}) "
+                    "AS k FROM records e WHERE e.session_id = s.session_id AND e.layer = 0 "
+                    f"AND (e.event_time, e.rid) {cmp} (s.event_time, s.rid) AND {where} ORDER BY k LIMIT %s)")
+
+        rows = self._read(
+            "WITH s AS (SELECT e.id, e.session_id, e.event_time, e.rid FROM records e WHERE e.id = ANY(%s) "
+            f"AND e.layer = 0 AND e.session_id IS NOT NULL AND {where}) "
+            f"SELECT s.id, n.id FROM s LEFT JOIN LATERAL ({side(True)} UNION ALL {side(False)}) n ON true "
+            "ORDER BY s.id, n.k, n.before DESC",
+            [list(dict.fromkeys(ids)), *params, *params, width, *params, width],
         )
-        side = ("SELECT e.id FROM records e WHERE e.session_id = %s AND e.layer = 0 AND {cmp} AND " + where
-                + " ORDER BY e.event_time {order}, e.rid {order} LIMIT %s")
         out: dict[str, list[str]] = {}
-        for seed, session, at, rid in seeds:
-            before = self._read(side.format(cmp="(e.event_time, e.rid) < (%s, %s)", order="DESC"),
-                                [session, at, rid, *params, width])
-            after = self._read(side.format(cmp="(e.event_time, e.rid) > (%s, %s)", order="ASC"),
-                               [session, at, rid, *params, width])
-            out[seed] = [x[0] for pair in zip_longest(before, after) for x in pair if x is not None]
+        for seed, near in rows:  # a seed with no neighbour comes once, with None
+            out.setdefault(seed, []).extend([near] if near is not None else [])
         return {i: out[i] for i in dict.fromkeys(ids) if i in out}
 
     def scopes(self) -> list[Scope]:
@@ -592,6 +616,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                           [model, list(hashes)])
         return {h: np.frombuffer(bytes(blob), dtype=np.float32) for h, blob in rows}
 
+    @replayable
     def embedding_cache_put(self, model: str, items: Iterable[tuple[str, np.ndarray]]) -> None:
         rows = {h: _vec_bytes(v) for h, v in items}
         if not rows:
@@ -650,12 +675,10 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     def vacuum(self) -> None:
         """Rewrite the tables so deleted rows are gone from the database files (VACUUM FULL)."""
-        with self._lock:
-            self._db.autocommit(f"VACUUM FULL {', '.join(('meta', 'scope_versions', *TABLES))}")
+        self._db.autocommit(f"VACUUM FULL {', '.join(('meta', 'scope_versions', *TABLES))}")
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self._db.close()
         self._matrices.clear()
         if self._ann is not None:
             self._ann.close()

@@ -13,6 +13,7 @@ import numpy as np
 from ..errors import InvalidInput, StoreError
 from ..model import HistoryEvent, Scope, embedding_text, text_hash
 from .exact import STATUS_CODES
+from .postgres_conn import replayable
 from .postgres_sql import locked_row, scope_sql
 
 
@@ -23,14 +24,15 @@ def _scope(scope: Scope | None, *, owner: bool = False) -> tuple[str, list[Any]]
 
 
 class PostgresLifecycle:
-    """Lifecycle methods of `PostgresStore`; they use its connection, lock and transactions."""
+    """Lifecycle methods of `PostgresStore`; they use its connections and transactions."""
 
     def touch(self, strengths: Mapping[str, float], scope: Scope, at: float) -> int:
         """Mark records as just retrieved: last_access = `at`, strength as given (one UPDATE).
 
         Best effort, never in a reader's way: when the rows are locked by another writer for more
-        than a moment, nothing is written and 0 is returned. Not flushed synchronously (a lost
-        reinforcement is harmless). Strength and last access are in no cached index: no version bump.
+        than a moment, or a deadlock aborts it, nothing is written and 0 is returned (it is not run again).
+        Not flushed synchronously (a lost reinforcement is harmless). Strength and last access are in no
+        cached index: no version bump.
         """
         if not strengths:
             return 0
@@ -50,6 +52,7 @@ class PostgresLifecycle:
         except StoreError:
             return 0
 
+    @replayable
     def set_status(
         self,
         ids: Sequence[str],
@@ -83,6 +86,7 @@ class PostgresLifecycle:
             self._bump(cur, [(u, a) for _, _, u, a in changed])
         return [i for _, i, _, _ in changed]
 
+    @replayable
     def set_pinned(self, ids: Sequence[str], scope: Scope, pinned: bool, *, at: float, actor: str = "api") -> list[str]:
         """Pin (never fades) or unpin records; returns the ids that changed."""
         where, params = _scope(scope)
@@ -96,6 +100,7 @@ class PostgresLifecycle:
             self._history(cur, [(i, "pinned" if pinned else "unpinned", at, None, None, actor, {}) for i in changed])
         return changed
 
+    @replayable
     def merge_records(self, keep_id: str, drop_id: str, scope: Scope, *, at: float, actor: str = "organise") -> bool:
         """Fold the near-duplicate `drop_id` into `keep_id` in one transaction (see the SQLite store:
         `keep` gains drop's sources and the earlier valid_from; `drop` is closed, its history kept)."""
@@ -132,6 +137,7 @@ class PostgresLifecycle:
         )
         return [r[0] for r in rows]
 
+    @replayable
     def rederive(
         self,
         record_id: str,
@@ -175,6 +181,7 @@ class PostgresLifecycle:
             self._bump(cur, [(user_id, agent_id)])
         return True
 
+    @replayable
     def put_history(self, events: Sequence[HistoryEvent]) -> int:
         """Replace the history of the records the events name with exactly these events (import)."""
         ids = list(dict.fromkeys(e.record_id for e in events))
@@ -201,6 +208,7 @@ class PostgresLifecycle:
         )
         return [(i, embedding_text(speaker, content)) for i, speaker, content in rows]
 
+    @replayable
     def put_vectors(self, items: Sequence[tuple[str, np.ndarray]], model: str) -> int:
         """Store (id, vector) under `model`, replacing a record's vector from another model."""
         if not items:

@@ -131,9 +131,23 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (scope_key, step)
     );
     """,
+    # v2: the API keys of the REST and MCP servers (server/keys.py: SHA-256 hashes, never tokens), so every
+    # server on this schema accepts the same keys; not memories: reset, vacuum and exports leave them alone
+    """
+    CREATE TABLE api_keys (
+        id         text PRIMARY KEY,
+        hash       text NOT NULL UNIQUE,
+        tenant     text,
+        role       text NOT NULL CHECK (role IN ('tenant', 'admin')),
+        label      text,
+        created_at double precision NOT NULL,
+        revoked_at double precision
+    );
+    """,
 ]
 
-#: Every table of the schema, children first (the order `reset` empties them in).
+#: Every table of memories and their indexes, children first (the order `reset` empties them in); not
+#: meta, scope_versions (bumped, never emptied) nor api_keys.
 TABLES = ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "organise_state")
 
 CURRENT_VERSION = len(MIGRATIONS)

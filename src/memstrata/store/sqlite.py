@@ -60,6 +60,8 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
         ann_min_vectors: int = 50_000,
         ann_expansion_search: int = 128,
         ann_cache_mb: int = 1024,
+        ann_dir: str | Path | None = None,
+        ann_disk_mb: int = 4096,
         clock: Callable[[], float] | None = None,
     ) -> None:
         self.path = Path(path).expanduser() if str(path) != ":memory:" else Path(":memory:")
@@ -69,7 +71,8 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
         self._max_retries = max_retries
         self._search_threads = search_threads
         self._matrices = MatrixCache(vector_cache_mb * 1024 * 1024)
-        self._ann = ann_indexes(ann_min_vectors, ann_expansion_search, ann_cache_mb, search_threads)
+        self._ann = ann_indexes(ann_min_vectors, ann_expansion_search, ann_cache_mb, search_threads, ann_dir,
+                                ann_disk_mb)
         self._check_file()
         if str(self.path) != ":memory:":
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -429,6 +432,8 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
     def _purge_cache(self, conn: sqlite3.Connection, owned: Iterable[tuple[str | None, str | None, str]]) -> None:
         """Drop the cached vectors of (user_id, agent_id, content_hash) texts no record of that owner
         still has: deleting a memory takes its text out of the embedding cache too."""
+        owned = list(owned)
+        self._forget_ann(owned)  # and the saved ANN indexes that may hold its vector
         gone = [
             cache_key(user_id, agent_id, h) for user_id, agent_id, h in owned
             if conn.execute(

@@ -8,7 +8,8 @@ and the row ids a metadata filter admits from the tables both backends share.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Sequence
+import time
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
 import numpy as np
 
@@ -53,6 +54,10 @@ class ExactVectorSearch:
     _search_threads: int | None
     #: ANN indexes for large scopes (None: every search is the exact scan).
     _ann: AnnIndexes | None = None
+    #: Seconds after an erasure during which a matrix read may still miss it: 0 where reads wait for the
+    #: writing transaction (SQLite: one connection under one lock); a store that reads on other connections
+    #: meanwhile sets more, and saves no ANN index of a matrix read within it (store/ann.py).
+    _erase_grace_s = 0.0
 
     @property
     def ann(self) -> AnnIndexes | None:
@@ -100,9 +105,17 @@ class ExactVectorSearch:
         cached = self._matrices.get(key, version)
         if cached is not None:
             return cached
+        stamp = time.monotonic_ns()
         entry = scope_matrix(self._matrix_rows(base, model))
+        entry.stamp = stamp
         self._matrices.put(key, version, entry)
         return entry
+
+    def _forget_ann(self, owned: Iterable[tuple[str | None, str | None, str]]) -> None:
+        """Text of these (user_id, agent_id, content_hash) owners is being erased or replaced: the saved ANN
+        indexes that may hold its vector go at once (call inside the writing transaction)."""
+        if self._ann is not None:
+            self._ann.forget({(u, a) for u, a, _ in owned}, self._erase_grace_s)
 
     def vector_search(
         self, vector: np.ndarray, model: str, scope: Scope, filters: SearchFilters, limit: int
