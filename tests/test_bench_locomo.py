@@ -69,7 +69,8 @@ def test_aggregate_and_percentiles() -> None:
 
 # --------------------------------------------------------------------------- a small conversation
 
-# Every turn is six words, so each rendered line is eight whitespace tokens ("Ana: w1 .. w6 [ep_...]"),
+# Every turn is six words and names no relative time (a turn shown verbatim gets "today (8 May 2023)"),
+# so each rendered line is eight whitespace tokens ("Ana: w1 .. w6 [ep_...]"),
 # each day's date line one ("2023-05-08:") and the header seven: a budget of 16 holds exactly one
 # line, a budget of 200 holds them all (7 + 2 days + 7 x 8 = 65).
 TINY_BUDGET, BIG_BUDGET = 16, 200
@@ -86,12 +87,12 @@ def _conversation() -> dict:
                 {"speaker": "Ana", "dia_id": "D1:1", "text": "My grandmother taught me origami folding."},
                 {"speaker": "Ben", "dia_id": "D1:2", "text": "We adopted a greyhound named Pixel."},
                 {"speaker": "Ana", "dia_id": "D1:3", "text": "The marathon in Lisbon was tough."},
-                {"speaker": "Ana", "dia_id": "D1:4", "text": "I bought a red kayak today."},
+                {"speaker": "Ana", "dia_id": "D1:4", "text": "I bought a red kayak finally."},
             ],
             "session_2_date_time": "10:00 am on 20 May, 2023",
             "session_2": [
-                {"speaker": "Ben", "dia_id": "D2:1", "text": "Work has been busy this month."},
-                {"speaker": "Ben", "dia_id": "D2:2", "text": "My violin lessons start next week."},
+                {"speaker": "Ben", "dia_id": "D2:1", "text": "Work has been busy at school."},
+                {"speaker": "Ben", "dia_id": "D2:2", "text": "My violin lessons are going well."},
                 {"speaker": "Ana", "dia_id": "D2:3", "text": "Let us cook dinner together soon."},
             ],
         },
@@ -155,6 +156,10 @@ def test_bench_locomo_cli_matches_hand_computed_recall(tiny_locomo: Path, tmp_pa
     assert tiny["recall_verbatim_turns"] == tiny["recall"] == tiny["recall_strict"]  # turns-only: all verbatim
     assert tiny["recall"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
     assert tiny["all_found"] == pytest.approx(3 / 4)
+    # answer words: q0-q2's one-line blocks hold their whole answer, q3's half of "red kayak; violin lessons"
+    assert tiny["answer_words"] == pytest.approx((1 + 1 + 1 + 0.5) / 4)
+    assert bm25["overall"][str(BIG_BUDGET)]["answer_words"] == pytest.approx(1.0)
+    assert "Answer words in the block" in result.stdout
     assert tiny["mean_tokens"] == pytest.approx(TINY_BUDGET)
     cats = bm25["by_category"]
     assert cats["1"][str(TINY_BUDGET)]["recall"] == pytest.approx(0.75)  # (1.0 + 0.5) / 2

@@ -524,3 +524,27 @@ def test_short_self_descriptions_are_notes_and_reactions_are_not():
         got = {d.sources[0]: d.content for d in RuleExtractor().extract(episodes, [speaker or "the user", "Mel"])}
         assert got == {"ep_0": f"{subject} is vegetarian.", "ep_1": f"{subject}'s daughter is 5.",
                        "ep_2": f"{subject} hates cilantro.", "ep_3": f"{subject} works remotely."}
+
+
+def test_the_best_notes_are_shown_as_their_whole_turns_with_times_made_absolute(memory: Memory):
+    """A note is one sentence of a turn; the best hits of a block show the turn it came from, and a
+    turn shown verbatim carries its relative times resolved ("yesterday (7 May 2023)")."""
+    turn = memory.add([{"role": "user", "name": "Caroline", "content":
+                        "I went to the pottery class yesterday. We made bowls out of red clay and glazed them blue. "
+                        "Then we had lunch at the market and walked home along the river. "
+                        "The teacher is called Mrs. Okafor."}], user_id="c", timestamp=MON).episodes[0]
+    memory.add([{"role": "user", "name": "Caroline", "content": "Melanie painted a lake sunrise last year."}],
+               user_id="c", timestamp=MON)
+    question = "What is the teacher called?"
+    plain = memory.context(question, user_id="c", budget_tokens=60, recipe="no-verbatim", reinforce=False)
+    assert "Mrs. Okafor" in plain.text
+    assert all(line.layer == 1 for line in plain.lines if turn.id in line.provenance)  # its sentences, as notes
+    block = memory.context(question, user_id="c", budget_tokens=60, reinforce=False)
+    shown = [line for line in block.lines if line.provenance == [turn.id]]
+    assert [line.record_id for line in shown] == [turn.id]  # the turn once, verbatim, and none of its notes
+    assert "Mrs. Okafor" in shown[0].text and "red clay" in shown[0].text
+    assert "yesterday (7 May 2023)" in shown[0].text
+    # a turn the filters leave out is not brought in: the note dated 7 May stays, the turn of 8 May stays out
+    before = memory.context("Where did Caroline go yesterday?", user_id="c", budget_tokens=60,
+                            time_to="2023-05-07T23:59:59Z", reinforce=False)
+    assert "pottery class" in before.text and turn.id not in [line.record_id for line in before.lines]

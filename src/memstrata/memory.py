@@ -34,7 +34,7 @@ from .model import (
 )
 from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
 from .organise.lifecycle import reinforced
-from .read.pack import pack
+from .read.pack import pack, with_turns
 from .read.recipes import Recipe, get_recipe
 from .read.search import retrieve
 from .store import open_store
@@ -50,6 +50,23 @@ Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]
 
 _MESSAGE_KEYS = {"role", "content", "name", "speaker", "timestamp", "metadata", "kind"}
 
+
+def _search_filters(
+    time_from: TimeLike | None, time_to: TimeLike | None, filters: Mapping[str, Any] | None,
+    layers: Sequence[int] | None, as_of: TimeLike | None, include_archived: bool,
+) -> SearchFilters:
+    """The checked filters of a search (`InvalidInput` names the argument that is wrong)."""
+    out = SearchFilters(
+        time_from=check.timestamp(time_from, "time_from"),
+        time_to=check.timestamp(time_to, "time_to"),
+        metadata=check.metadata_filter(filters),
+        layers=list(layers) if layers is not None else None,
+        as_of=check.timestamp(as_of, "as_of"),
+        include_archived=bool(include_archived),
+    )
+    if out.time_from and out.time_to and out.time_from > out.time_to:
+        raise InvalidInput("time_from is after time_to", field="time_from")
+    return out
 
 class Memory:
     """Long-term memory for agents: add what happened, search it, get a context block.
@@ -305,16 +322,7 @@ class Memory:
         """
         scope = Scope.of(user_id, agent_id, session_id)
         query = check.text(query, "query", max_chars=limits.MAX_QUERY_CHARS)
-        search_filters = SearchFilters(
-            time_from=check.timestamp(time_from, "time_from"),
-            time_to=check.timestamp(time_to, "time_to"),
-            metadata=check.metadata_filter(filters),
-            layers=list(layers) if layers is not None else None,
-            as_of=check.timestamp(as_of, "as_of"),
-            include_archived=bool(include_archived),
-        )
-        if search_filters.time_from and search_filters.time_to and search_filters.time_from > search_filters.time_to:
-            raise InvalidInput("time_from is after time_to", field="time_from")
+        search_filters = _search_filters(time_from, time_to, filters, layers, as_of, include_archived)
         chosen = get_recipe(recipe, self.settings.recipe)
         reference = check.timestamp(reference_time, "reference_time") or search_filters.as_of or self._now()
         hits = retrieve(
@@ -355,6 +363,13 @@ class Memory:
             time_from=time_from, time_to=time_to, filters=filters, recipe=recipe, as_of=as_of,
             include_archived=include_archived, reinforce=False, reference_time=reference_time,
         )
+        top = get_recipe(recipe, self.settings.recipe).verbatim_top
+        wanted = [h.provenance[0] for h in hits[:top] if h.record.layer_value == 1 and len(h.provenance) == 1]
+        if wanted:  # the best notes shown as their turns, where the turns pass the same filters
+            admitted = _search_filters(time_from, time_to, filters, None, as_of, include_archived)
+            turns = [r for r in self.store.get(wanted, Scope.of(user_id, agent_id, session_id))
+                     if isinstance(r, Episode) and admitted.admits(r)]
+            hits = with_turns(hits, turns, top)
         block = pack(query, hits, budget)
         if reinforce:
             used = {line.record_id for line in block.lines}

@@ -37,10 +37,13 @@ from ..formats.locomo import CATEGORY_NAMES, Conversation, Question, load_locomo
 from ..memory import Memory
 from ..model import ContextBlock
 from ..read.pack import count_tokens
+from ..read.query import lexical_terms
 from ..read.recipes import get_recipe
 from .metrics import (
     EvidenceScore,
+    MeanAggregate,
     RecallAggregate,
+    answer_words,
     evidence_recall,
     evidence_recall_strict,
     latency_summary,
@@ -401,6 +404,9 @@ def _evaluate_recipe(
         c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES
     }
     by_cat: dict[int, dict[int, RecallAggregate]] = {c: {b: RecallAggregate() for b in budgets} for c in ASKED_CATEGORIES}
+    # share of the reference answer's words the block's text holds (a reader's view, beside provenance)
+    answers = {b: MeanAggregate() for b in budgets}
+    answers_cat = {c: {b: MeanAggregate() for b in budgets} for c in ASKED_CATEGORIES}
     # per conversation: does a gain hold on each, or come from one?
     by_conv: dict[str, dict[int, RecallAggregate]] = {
         item.conv.sample_id: {b: RecallAggregate() for b in budgets} for item in ingested
@@ -450,6 +456,9 @@ def _evaluate_recipe(
                 strict[budget].add(strict_score, rendered)
                 strict_cat[q.category][budget].add(strict_score, rendered)
                 by_cat[q.category][budget].add(score, rendered)
+                words = answer_words(lexical_terms(block.text, max_terms=len(block.text)), lexical_terms(q.answer))
+                answers[budget].add(words)
+                answers_cat[q.category][budget].add(words)
                 by_conv[conv.sample_id][budget].add(score, rendered)
                 found_at[str(budget)] = sorted(score.found)
             entry["found"][label] = found_at
@@ -466,13 +475,15 @@ def _evaluate_recipe(
                 "recall_strict": strict[b].as_dict()["recall"],
                 "all_found_strict": strict[b].as_dict()["all_found"],
                 "recall_verbatim_turns": verbatim[b].as_dict()["recall"],
+                "answer_words": answers[b].mean,
             }
             for b in budgets
         },
         "by_category": {
             str(c): {
                 "name": CATEGORY_NAMES[c],
-                **{str(b): {**by_cat[c][b].as_dict(), "recall_strict": strict_cat[c][b].as_dict()["recall"]}
+                **{str(b): {**by_cat[c][b].as_dict(), "recall_strict": strict_cat[c][b].as_dict()["recall"],
+                            "answer_words": answers_cat[c][b].mean}
                    for b in budgets},
             }
             for c in ASKED_CATEGORIES
@@ -526,6 +537,7 @@ def _ratios(results: dict[str, dict], budgets: Sequence[int]) -> dict:
                 "recall": ratio(mine["overall"][str(b)]["recall"], res["overall"][str(b)]["recall"]),
                 "all_found": ratio(mine["overall"][str(b)]["all_found"], res["overall"][str(b)]["all_found"]),
                 "recall_strict": ratio(mine["overall"][str(b)]["recall_strict"], res["overall"][str(b)]["recall_strict"]),
+                "answer_words": ratio(mine["overall"][str(b)]["answer_words"], res["overall"][str(b)]["answer_words"]),
             }
             for b in budgets
         }
@@ -667,6 +679,7 @@ def locomo_markdown(report: dict) -> str:
         ("recall", "Evidence recall"),
         ("all_found", "Questions with all evidence found"),
         ("recall_strict", "Evidence recall, strict (a turn counts when shown verbatim or through all of its notes)"),
+        ("answer_words", "Answer words in the block (share of the reference answer's content words the block's text holds)"),
     ):
         head = ["budget", *[f"{l}" for l in labels]]
         if has_mine:
@@ -693,6 +706,16 @@ def locomo_markdown(report: dict) -> str:
             cat = results[l]["by_category"][str(c)]
             n = cat[str(budgets[0])]["questions"]
             row = [f"{c} {cat['name']} ({n})", l, *[_f(cat[str(b)]["recall"]) for b in budgets]]
+            out.append("| " + " | ".join(row) + " |")
+    out.append("")
+    out.append("### Answer words in the block, by category\n")
+    head = ["category", "recipe", *[str(b) for b in budgets]]
+    out.append("| " + " | ".join(head) + " |")
+    out.append("|" + "---|" * len(head))
+    for c in ASKED_CATEGORIES:
+        for l in labels:
+            cat = results[l]["by_category"][str(c)]
+            row = [f"{c} {cat['name']}", l, *[_f(cat[str(b)].get("answer_words")) for b in budgets]]
             out.append("| " + " | ".join(row) + " |")
     out.append("")
     depth = (results.get("memstrata") or {}).get("miss_depth")

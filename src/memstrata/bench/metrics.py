@@ -126,6 +126,30 @@ class RecallAggregate:
         }
 
 
+def answer_words(block_words: Collection[str], answer_terms: Collection[str]) -> float | None:
+    """Share of the reference answer's content words that the block's text contains (None for an answer
+    with none): whether the words an answer needs are in front of the reader, beside whether the turns are."""
+    wanted = set(answer_terms)
+    return len(wanted & set(block_words)) / len(wanted) if wanted else None
+
+
+@dataclass
+class MeanAggregate:
+    """A running mean that skips None."""
+
+    n: int = 0
+    total: float = 0.0
+
+    def add(self, value: float | None) -> None:
+        if value is not None:
+            self.n += 1
+            self.total += value
+
+    @property
+    def mean(self) -> float | None:
+        return self.total / self.n if self.n else None
+
+
 def percentile(values: Sequence[float], q: float) -> float | None:
     """The q-th percentile (0-100), linear interpolation between closest ranks (numpy's default)."""
     if not values:

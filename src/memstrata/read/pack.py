@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..model import ContextBlock, ContextLine, SearchHit
+from ..model import ContextBlock, ContextLine, Episode, SearchHit
+from ..text.timeexpr import annotate_times
 
 HEADER = "Relevant memories (oldest first; [id] = source):"
 
@@ -28,9 +29,30 @@ def render_line(hit: SearchHit) -> str:
     rec = hit.record
     who = rec.speaker or (rec.role if rec.layer_value == 0 else None)
     body = " ".join(rec.content.split())
+    if rec.layer_value == 0:  # a turn verbatim, its relative times made absolute: "yesterday (7 May 2023)"
+        body = annotate_times(body, rec.event_time)[0]
     text = f"{who}: {body}" if who else body
     sources = hit.provenance if rec.layer_value > 0 and hit.provenance else [rec.id]
     return f"{text} [{', '.join(sources)}]"
+
+
+def with_turns(hits: Sequence[SearchHit], turns: Sequence[Episode], top: int) -> list[SearchHit]:
+    """`hits` with each of the first `top` that is a note drawn from one turn replaced, in its place, by that
+    turn (from `turns`); a turn is listed once. A note is one sentence; its turn says more."""
+    by_id = {t.id: t for t in turns}
+    shown: set[str] = set()
+    out: list[SearchHit] = []
+    for rank, hit in enumerate(hits):
+        rec = hit.record
+        turn = by_id.get(hit.provenance[0]) if rank < top and rec.layer_value == 1 and len(hit.provenance) == 1 else None
+        if turn is not None:
+            hit = SearchHit(record=turn, score=hit.score, ranks=hit.ranks, provenance=[turn.id])
+        if hit.record.layer_value == 0:
+            if hit.record.id in shown:
+                continue
+            shown.add(hit.record.id)
+        out.append(hit)
+    return out
 
 
 def day_label(hit: SearchHit) -> str:

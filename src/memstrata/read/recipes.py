@@ -40,6 +40,9 @@ class Recipe:
     #: Score multiplier for turns whose every note has been superseded ("I live in Lisbon" once "I moved
     #: to Porto" closed it): the turn is still true of its day, no longer of now.
     stale_weight: float = 1.0
+    #: How many of the best hits a context block shows as the whole turn they come from: a note is one
+    #: sentence, and the answer is often in the turn's next one.
+    verbatim_top: int = 0
 
 
 _ALL = ("bm25", "dense", "time", "tree", "graph")
@@ -48,6 +51,7 @@ _LAYERS = (0, 1, 3)
 _ADJ = 0.5
 _QW = 0.5
 _STALE = 0.5
+_VERBATIM = 2
 
 PRESETS: dict[str, Recipe] = {
     # The default, chosen by LoCoMo evidence recall per token (docs/benchmarks.md): lexical, dense
@@ -58,10 +62,10 @@ PRESETS: dict[str, Recipe] = {
     # that state something. Topics, tree descent and the graph walk did not add recall per token
     # offline.
     "hybrid": Recipe("hybrid", _DEFAULT, subject_boost=0.5, layers=_LAYERS, adjacent_share=_ADJ,
-                     question_weight=_QW, match_names=False, stale_weight=_STALE),
+                     question_weight=_QW, match_names=False, stale_weight=_STALE, verbatim_top=_VERBATIM),
     # every retriever over every layer (topic summaries, tree descent, graph walk included)
     "strata": Recipe("strata", _ALL, subject_boost=0.5, adjacent_share=_ADJ, question_weight=_QW, match_names=False,
-                     stale_weight=_STALE),
+                     stale_weight=_STALE, verbatim_top=_VERBATIM),
 }
 # ablations of the default, one part off (or on) at a time
 _ABLATIONS = {
@@ -71,6 +75,7 @@ _ABLATIONS = {
     "no-profile": {"layers": (0, 1)},
     "no-question-weight": {"question_weight": 1.0},
     "no-stale": {"stale_weight": 1.0},
+    "no-verbatim": {"verbatim_top": 0},
     "match-names": {"match_names": True},
     "plus-tree": {"retrievers": (*_DEFAULT, "tree")},
     "plus-graph": {"retrievers": (*_DEFAULT, "graph")},
