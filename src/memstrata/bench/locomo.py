@@ -656,6 +656,19 @@ def _f(x: float | None, digits: int = 3) -> str:
     return "-" if x is None else f"{x:.{digits}f}"
 
 
+def _category_table(results: dict, labels: Sequence[str], budgets: Sequence[int], metric: str, title: str) -> list[str]:
+    """One Markdown table of `metric` per category and recipe, a column per budget."""
+    head = ["category", "recipe", *[str(b) for b in budgets]]
+    out = [f"### {title}\n", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for c in ASKED_CATEGORIES:
+        for l in labels:
+            cat = results[l]["by_category"][str(c)]
+            n = cat[str(budgets[0])]["questions"]
+            row = [f"{c} {cat['name']} ({n})", l, *[_f(cat[str(b)].get(metric)) for b in budgets]]
+            out.append("| " + " | ".join(row) + " |")
+    return out + [""]
+
+
 def locomo_markdown(report: dict) -> str:
     """The report as Markdown tables (recall, all-found, tokens, per category, timing)."""
     budgets = report["budgets"]
@@ -697,27 +710,8 @@ def locomo_markdown(report: dict) -> str:
         out.append("Of memstrata's recall, the part carried by turns shown verbatim (the rest by notes only): "
                    + ", ".join(f"{_f(results['memstrata']['overall'][str(b)].get('recall_verbatim_turns'))} at {b}"
                                for b in budgets) + ".\n")
-    out.append("### Recall by category\n")
-    head = ["category", "recipe", *[str(b) for b in budgets]]
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "---|" * len(head))
-    for c in ASKED_CATEGORIES:
-        for l in labels:
-            cat = results[l]["by_category"][str(c)]
-            n = cat[str(budgets[0])]["questions"]
-            row = [f"{c} {cat['name']} ({n})", l, *[_f(cat[str(b)]["recall"]) for b in budgets]]
-            out.append("| " + " | ".join(row) + " |")
-    out.append("")
-    out.append("### Answer words in the block, by category\n")
-    head = ["category", "recipe", *[str(b) for b in budgets]]
-    out.append("| " + " | ".join(head) + " |")
-    out.append("|" + "---|" * len(head))
-    for c in ASKED_CATEGORIES:
-        for l in labels:
-            cat = results[l]["by_category"][str(c)]
-            row = [f"{c} {cat['name']}", l, *[_f(cat[str(b)].get("answer_words")) for b in budgets]]
-            out.append("| " + " | ".join(row) + " |")
-    out.append("")
+    for metric, title in (("recall", "Recall by category"), ("answer_words", "Answer words in the block, by category")):
+        out += _category_table(results, labels, budgets, metric, title)
     depth = (results.get("memstrata") or {}).get("miss_depth")
     if depth:
         buckets = [b for b, _ in MISS_DEPTH_BUCKETS] + ["beyond"]
