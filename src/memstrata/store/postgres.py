@@ -60,7 +60,7 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         vector_cache_mb: int = 512,
         search_threads: int | None = 1,
         ann_min_vectors: int = 50_000,
-        ann_expansion_search: int = 64,
+        ann_expansion_search: int = 128,
         ann_cache_mb: int = 1024,
         ann_dir: str | Path | None = None,
         ann_disk_mb: int = 4096,
