@@ -14,7 +14,8 @@ from memstrata.errors import InvalidInput
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
-from memstrata.model import Episode, Scope
+from memstrata.model import Episode, Note, Scope, SearchHit
+from memstrata.read.pack import with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
 from memstrata.read.search import stale_turns
@@ -536,15 +537,31 @@ def test_the_best_notes_are_shown_as_their_whole_turns_with_times_made_absolute(
     memory.add([{"role": "user", "name": "Caroline", "content": "Melanie painted a lake sunrise last year."}],
                user_id="c", timestamp=MON)
     question = "What is the teacher called?"
-    plain = memory.context(question, user_id="c", budget_tokens=60, recipe="no-verbatim", reinforce=False)
+    plain = memory.context(question, user_id="c", budget_tokens=200, recipe="no-verbatim", reinforce=False)
     assert "Mrs. Okafor" in plain.text
     assert all(line.layer == 1 for line in plain.lines if turn.id in line.provenance)  # its sentences, as notes
-    block = memory.context(question, user_id="c", budget_tokens=60, reinforce=False)
+    block = memory.context(question, user_id="c", budget_tokens=200, reinforce=False)
     shown = [line for line in block.lines if line.provenance == [turn.id]]
     assert [line.record_id for line in shown] == [turn.id]  # the turn once, verbatim, and none of its notes
     assert "Mrs. Okafor" in shown[0].text and "red clay" in shown[0].text
     assert "yesterday (7 May 2023)" in shown[0].text
     # a turn the filters leave out is not brought in: the note dated 7 May stays, the turn of 8 May stays out
-    before = memory.context("Where did Caroline go yesterday?", user_id="c", budget_tokens=60,
+    before = memory.context("Where did Caroline go yesterday?", user_id="c", budget_tokens=200,
                             time_to="2023-05-07T23:59:59Z", reinforce=False)
     assert "pottery class" in before.text and turn.id not in [line.record_id for line in before.lines]
+
+
+def test_a_long_turn_does_not_take_its_notes_place():
+    """An essay-length turn (a document chunk, a long assistant answer) stays represented by its note."""
+    def turn(n: int, words: int) -> Episode:
+        return Episode(id=f"ep_{n}", user_id="u", speaker="Ana", content=" ".join(["word"] * words), event_time=MON,
+                       created_at=MON, updated_at=MON)
+
+    def note(n: int) -> SearchHit:
+        rec = Note(id=f"nt_{n}", user_id="u", content=f"Ana said thing {n}.", event_time=MON, created_at=MON,
+                   updated_at=MON, sources=[f"ep_{n}"])
+        return SearchHit(record=rec, score=1.0 / n, provenance=[f"ep_{n}"])
+
+    hits = [note(1), note(2), note(3)]
+    out = with_turns(hits, [turn(1, 30), turn(2, 300), turn(3, 10)], top=2, max_tokens=100)
+    assert [h.record.id for h in out] == ["ep_1", "nt_2", "nt_3"]  # 2: too long; 3: beyond the top two

@@ -49,6 +49,8 @@ from .write.resolve import Resolution, note_key, resolve
 Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]]
 
 _MESSAGE_KEYS = {"role", "content", "name", "speaker", "timestamp", "metadata", "kind"}
+#: A note gives way to its whole turn (`Recipe.verbatim_top`) only if the turn takes at most 1/this of the budget.
+VERBATIM_SHARE = 5
 
 
 def _search_filters(
@@ -369,7 +371,7 @@ class Memory:
             admitted = _search_filters(time_from, time_to, filters, None, as_of, include_archived)
             turns = [r for r in self.store.get(wanted, Scope.of(user_id, agent_id, session_id))
                      if isinstance(r, Episode) and admitted.admits(r)]
-            hits = with_turns(hits, turns, top)
+            hits = with_turns(hits, turns, top, max_tokens=budget // VERBATIM_SHARE)
         block = pack(query, hits, budget)
         if reinforce:
             used = {line.record_id for line in block.lines}

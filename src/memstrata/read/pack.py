@@ -36,10 +36,12 @@ def render_line(hit: SearchHit) -> str:
     return f"{text} [{', '.join(sources)}]"
 
 
-def with_turns(hits: Sequence[SearchHit], turns: Sequence[Episode], top: int) -> list[SearchHit]:
+def with_turns(hits: Sequence[SearchHit], turns: Sequence[Episode], top: int, max_tokens: int) -> list[SearchHit]:
     """`hits` with each of the first `top` that is a note drawn from one turn replaced, in its place, by that
-    turn (from `turns`); a turn is listed once. A note is one sentence; its turn says more."""
-    by_id = {t.id: t for t in turns}
+    turn (from `turns`) when the turn has at most `max_tokens` words; a turn is listed once. A note is one
+    sentence; its turn says more, but a long turn (a document chunk, an assistant's essay) would crowd out
+    the rest."""
+    by_id = {t.id: t for t in turns if count_tokens(t.content) <= max_tokens}
     shown: set[str] = set()
     out: list[SearchHit] = []
     for rank, hit in enumerate(hits):
