@@ -330,3 +330,26 @@ def test_adjacent_turns_nearest_first_in_session_order(store, embedder):
     assert near == {by_day[2]: [by_day[1], by_day[3], by_day[0], by_day[4]], by_day[0]: [by_day[1], by_day[2]],
                     lone.id: []}
     assert store.adjacent([by_day[4]], ANA) == {by_day[4]: [by_day[3]]}
+
+
+def test_outdated_sources_are_turns_whose_every_note_had_closed(store, embedder):
+    """A turn is outdated at a time when all its notes (questions aside) had closed by then; one note
+    still standing, or no note at all, keeps it current. Never another user's turn."""
+    old, mixed, bare, asked = (episode(t) for t in ("I live in Lisbon", "I live in Rome and love it", "hello",
+                                                    "I live in Oslo. Do you?"))
+    bobs = episode("I live in Lisbon", user="bob")
+
+    def note(src: Episode, text: str, closed: datetime | None = None, kind: str = "fact", user: str = "ana") -> Note:
+        return Note(id=new_id("note"), user_id=user, content=text, kind=kind, event_time=T0, created_at=T0,
+                    updated_at=T0, sources=[src.id], valid_to=closed, status="superseded" if closed else "active")
+
+    later = T0 + timedelta(days=10)
+    put(store, embedder, [old, mixed, bare, asked, bobs,
+                          note(old, "ana lives in Lisbon", closed=later),
+                          note(mixed, "ana lives in Rome", closed=later), note(mixed, "ana loves Rome"),
+                          note(asked, "ana lives in Oslo", closed=later), note(asked, "does bob?", kind="question"),
+                          note(bobs, "bob lives in Lisbon", closed=later, user="bob")])
+    ids = [old.id, mixed.id, bare.id, asked.id, bobs.id]
+    assert store.outdated_sources(ids, ANA, (later + timedelta(days=1)).timestamp()) == {old.id, asked.id}
+    assert store.outdated_sources(ids, ANA, (later - timedelta(days=1)).timestamp()) == set()
+    assert store.outdated_sources([bobs.id], BOB, later.timestamp()) == {bobs.id}

@@ -18,7 +18,6 @@ from memstrata.model import Episode, Note, Scope, SearchHit
 from memstrata.read.pack import with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
-from memstrata.read.search import stale_turns
 from memstrata.write.extract import RuleExtractor, resolve_persons
 from memstrata.write.llm_extract import LLMExtractor
 from memstrata.write.slots import slot_of
@@ -511,8 +510,8 @@ def test_a_turn_whose_notes_were_all_superseded_ranks_as_out_of_date(memory: Mem
     stale, fresh = score(), score(recipe="no-stale")
     assert stale == pytest.approx(fresh * PRESETS["hybrid"].stale_weight) and stale < fresh
     assert score(as_of="2024-02-01") == pytest.approx(score(as_of="2024-02-01", recipe="no-stale"))
-    light = memory.list(user_id="ana", layers=[0]).items
-    assert stale_turns(memory.store, Scope(user_id="ana"), light, datetime.now(timezone.utc)) == {old.id}
+    turns = [t.id for t in memory.list(user_id="ana", layers=[0]).items]
+    assert memory.store.outdated_sources(turns, Scope(user_id="ana"), datetime.now(timezone.utc).timestamp()) == {old.id}
 
 
 def test_short_self_descriptions_are_notes_and_reactions_are_not():

@@ -83,20 +83,6 @@ def _layer_filters(filters: SearchFilters, recipe: Recipe) -> SearchFilters:
     return filters.model_copy(update={"layers": list(recipe.layers)})
 
 
-def stale_turns(store: Store, scope: Scope, turns: Sequence[Record], at: datetime) -> set[str]:
-    """The turns among `turns` whose notes had all been superseded by `at` (none still stands)."""
-    if not turns:
-        return set()
-    closed: set[str] = set()
-    standing: set[str] = set()
-    for note in store.get(store.derived_from([t.id for t in turns], scope), scope):
-        if note.layer_value != 1 or note.kind == "question":
-            continue
-        ended = note.valid_to is not None and note.valid_to <= at
-        (closed if ended else standing).update(note.sources)
-    return closed - standing
-
-
 def rescore(hits: list[SearchHit], plan: QueryPlan, recipe: Recipe, stale: set[str] = frozenset()) -> list[SearchHit]:
     """Adjust fused scores with what the query says (who it is about) and what each memory is (a
     note that only asks a question states nothing; a turn all of whose notes were superseded is out
@@ -191,5 +177,5 @@ def retrieve(
     stale: set[str] = set()
     if recipe.stale_weight != 1.0:
         at = filters.as_of or reference or datetime.now(timezone.utc)
-        stale = stale_turns(store, scope, [r for r, _, _ in kept if r.layer_value == 0], at)
+        stale = store.outdated_sources([r.id for r, _, _ in kept if r.layer_value == 0], scope, at.timestamp())
     return rescore(hits, plan, recipe, stale)[:limit]

@@ -161,6 +161,10 @@ class Store(Protocol):
     def derived_from(self, source_ids: Sequence[str], scope: Scope) -> list[str]:
         """Ids of records that name any of `source_ids` among their sources."""
 
+    def outdated_sources(self, source_ids: Sequence[str], scope: Scope, at: float) -> set[str]:
+        """Those of `source_ids` that notes (L1, questions aside) were drawn from and whose every such note
+        had closed by `at` (`valid_to <= at`): what they said no longer holds."""
+
     def rederive(
         self,
         record_id: str,

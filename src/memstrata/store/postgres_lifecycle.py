@@ -137,6 +137,16 @@ class PostgresLifecycle:
         )
         return [r[0] for r in rows]
 
+    def outdated_sources(self, source_ids: Sequence[str], scope: Scope, at: float) -> set[str]:
+        where, params = _scope(scope, owner=True)
+        rows = self._read(
+            "SELECT s.source_id FROM sources s JOIN records r ON r.rid = s.rid WHERE s.source_id = ANY(%s) "
+            f"AND r.layer = 1 AND r.kind <> 'question' AND {where} GROUP BY s.source_id "
+            "HAVING bool_and(r.valid_to IS NOT NULL AND r.valid_to <= %s)",
+            [list(dict.fromkeys(source_ids)), *params, at],
+        )
+        return {r[0] for r in rows}
+
     @replayable
     def rederive(
         self,

@@ -164,6 +164,18 @@ class LifecycleMixin:
                 out[rid_id] = None
         return list(out)
 
+    def outdated_sources(self, source_ids: Sequence[str], scope: Scope, at: float) -> set[str]:
+        where, params = _scope_where(Scope(user_id=scope.user_id, agent_id=scope.agent_id))
+        out: set[str] = set()
+        for chunk in _chunks(list(dict.fromkeys(source_ids)), 500):
+            out.update(source for (source,) in self._read(
+                f"SELECT s.source_id FROM sources s CROSS JOIN records r ON r.rid = s.rid "
+                f"WHERE s.source_id IN ({','.join('?' * len(chunk))}) AND r.layer = 1 AND r.kind != 'question' "
+                f"AND {where} GROUP BY s.source_id HAVING SUM(r.valid_to IS NULL OR r.valid_to > ?) = 0",
+                [*chunk, *params, at],
+            ))
+        return out
+
     def rederive(
         self,
         record_id: str,
