@@ -354,8 +354,10 @@ class Memory:
     ) -> ContextBlock:
         """A memory block for `query` that fits `budget_tokens` (whitespace tokens), each line citing its source.
 
-        The memories the block shows count as used (they fade more slowly) unless `reinforce=False`.
-        The other arguments are those of `search`.
+        The best hits (the recipe's `verbatim_top`) are shown as the whole turns their notes came from, when
+        a turn takes at most 1/`VERBATIM_SHARE` of the budget; turns shown verbatim have their relative times
+        resolved. The memories the block shows count as used (they fade more slowly) unless
+        `reinforce=False`. The other arguments are those of `search`.
         """
         budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
         # About one candidate per 10 tokens of budget is enough to fill it with turn-sized memories.
