@@ -432,18 +432,36 @@ def test_llm_written_topic_summaries_fall_back_to_extractive(tmp_path, embedder)
                for s, turns in said.items()}
         m.organise(user_id="ana")
         calls = len(server.requests)
+
+        def sessions() -> dict:
+            return {t.session_id: t for t in m.list(user_id="ana", layers=[2]).items if t.kind == "session"}
+
+        assert "1. (" in server.requests[0]["messages"][1]["content"]  # numbered, dated notes
+        written, fallback = sessions()["s1"], sessions()["s2"]
+        assert written.content.endswith("(Sailing in Cascais): Ana loved a sailing trip to Cascais with her sister "
+                                        "Marta, who bought a boat.")
+        hit = next(h for h in m.search("sailing trip Cascais", user_id="ana", layers=[2], limit=10) if h.id == written.id)
+        assert set(hit.provenance) <= set(ids["s1"]) and hit.provenance  # the summary cites the notes it read
+        assert "sourdough" in fallback.content and " / " in fallback.content  # extractive: the model failed
+
+        # The next run asks again for that topic only; failing again, the extractive stand-in stays as it was.
+        server.replies[:] = [(200, "no"), (200, "still no")]
+        assert m.organise(user_id="ana")[0].changed == 0 and len(server.requests) == calls + 2
+        again = sessions()["s2"]
+        assert (again.id, again.content, again.updated_at) == (fallback.id, fallback.content, fallback.updated_at)
+        # Once the model answers, its summary replaces the stand-in; then nothing is asked again.
+        server.replies[:] = [(200, json.dumps({"title": "Baking sourdough", "summary":
+                                               "Ana bakes sourdough every Saturday with a starter called Bubbles."}))]
+        m.organise(user_id="ana")
+        assert len(server.requests) == calls + 3
+        retried = sessions()["s2"]
+        assert retried.id != fallback.id and retried.content.endswith("starter called Bubbles.")
+        assert fallback.id not in {t.id for t in m.list(user_id="ana", layers=[2]).items}
+        assert set(m.search("sourdough Bubbles", user_id="ana", layers=[2], limit=10)[0].provenance) <= set(ids["s2"])
+        calls = len(server.requests)
         assert m.organise(user_id="ana")[0].changed == 0 and len(server.requests) == calls  # no call for what exists
     finally:
         server.close()
-    assert "1. (" in server.requests[0]["messages"][1]["content"]  # numbered, dated notes
-    sessions = {t.session_id: t for t in m.list(user_id="ana", layers=[2]).items if t.kind == "session"}
-    written = sessions["s1"]
-    assert written.content.endswith("(Sailing in Cascais): Ana loved a sailing trip to Cascais with her sister Marta, "
-                                    "who bought a boat.")
-    hit = next(h for h in m.search("sailing trip Cascais", user_id="ana", layers=[2], limit=10) if h.id == written.id)
-    assert set(hit.provenance) <= set(ids["s1"]) and hit.provenance  # the summary cites the notes it was written from
-    fallback = sessions["s2"]
-    assert "sourdough" in fallback.content and " / " in fallback.content  # extractive: the model failed
 
 
 def test_llm_summaries_need_an_llm(tmp_path, embedder):

@@ -6,7 +6,8 @@ object validated against `LLMSummary` (one repair round-trip in the client).
 The summary cites the notes it was given, so provenance still reaches the
 episodes. Any failure (request, validation, an empty or over-long answer) leaves
 the topic to the extractive summary, so organise never stops because the model
-misbehaved.
+misbehaved; the next organise asks the model again for that topic (and keeps
+the extractive stand-in while it keeps failing).
 """
 
 from __future__ import annotations
@@ -55,6 +56,6 @@ def llm_summary(chat: Any, notes: Sequence[Record]) -> LLMSummary | None:
     try:
         answer, _ = chat.complete_json(messages, LLMSummary, max_tokens=400)
     except MemstrataError as exc:
-        log.warning("LLM summary failed (%s); the extractive summary is kept", exc)
+        log.warning("LLM summary failed (%s); the extractive summary stands until the next organise", exc)
         return None
     return answer

@@ -126,12 +126,12 @@ def distinctive_words(groups: Sequence[Sequence[Record]], people: set[str], k: i
     return out
 
 
-def _written_by_llm(chat: Any, topic: Topic, title: str, ranked: list[Record]) -> Topic:
-    """`topic` with the LLM's summary of its most central notes (which become its sources); unchanged
-    (extractive) when the model fails."""
+def _written_by_llm(chat: Any, topic: Topic, title: str, ranked: list[Record], fallback_key: str) -> Topic:
+    """`topic` with the LLM's summary of its most central notes (which become its sources); extractive
+    when the model fails, under `fallback_key` (the extractive topic's), so the next run asks again."""
     written = llm_summary(chat, ranked)
     if written is None:
-        return topic
+        return topic.model_copy(update={"dedup_key": fallback_key})
     read = ranked[:LLM_NOTES]
     return topic.model_copy(update={
         "content": f"{title} ({' '.join(written.title.split())}): {' '.join(written.summary.split())}",
@@ -169,7 +169,8 @@ class TopicStep:
         people = {e.lower() for n in notes for e in n.entities[:1]}  # whose statements the notes are
 
         mode = "llm" if ctx.llm is not None else "extractive"
-        to_write: dict[str, tuple[str, list[Record]]] = {}  # new topic id -> (title, notes an LLM summary reads)
+        # new topic id -> (title, notes an LLM summary reads, the extractive key it falls back to)
+        to_write: dict[str, tuple[str, list[Record], str]] = {}
 
         def for_llm(idx: list[int]) -> list[Record]:
             """What an LLM summary of these notes reads (nothing without an LLM)."""
@@ -179,7 +180,8 @@ class TopicStep:
                  ranked: Sequence[Record] = ()) -> Topic:
             """The topic over `children`: the stored one, or a new one summarised by `shown` (an LLM, if
             configured, rewrites it from `ranked` when it is written)."""
-            key = text_hash(f"{kind}:v{SUMMARY_VERSION}:{mode}:" + ",".join(sorted(c.id for c in children)))
+            ids = ",".join(sorted(c.id for c in children))
+            key = text_hash(f"{kind}:v{SUMMARY_VERSION}:{mode}:{ids}")
             topic = by_key.get(key)
             if topic is None:
                 body = " / ".join(" ".join(r.content.split()) for r in shown)
@@ -192,7 +194,7 @@ class TopicStep:
                     entities=sorted({e for r in shown for e in r.entities})[:12],
                 )
                 if ranked:
-                    to_write[topic.id] = (title, list(ranked))
+                    to_write[topic.id] = (title, list(ranked), text_hash(f"{kind}:v{SUMMARY_VERSION}:extractive:{ids}"))
             wanted[key] = topic
             members[topic.id] = [c.id for c in children]
             return topic
@@ -231,14 +233,21 @@ class TopicStep:
         return self._write(ctx, existing, wanted, members, to_write)
 
     def _write(self, ctx: OrganiseContext, existing: list[Record], wanted: dict[str, Topic],
-               members: dict[str, list[str]], to_write: dict[str, tuple[str, list[Record]]]) -> dict:
+               members: dict[str, list[str]], to_write: dict[str, tuple[str, list[Record], str]]) -> dict:
         existing_ids = {t.id for t in existing}
-        stale = [t.id for t in existing if t.dedup_key not in wanted]
         new = [t for t in wanted.values() if t.id not in existing_ids]
-        budget = ctx.max_work if ctx.max_work is not None else len(new) + len(stale)
+        budget = ctx.max_work if ctx.max_work is not None else len(new) + len(existing)
         new_now, pending = new[:budget], max(0, len(new) - budget)
         if ctx.llm is not None:  # only the topics written in this run cost a call
             new_now = [_written_by_llm(ctx.llm, t, *to_write[t.id]) if t.id in to_write else t for t in new_now]
+            # A topic the model failed on again keeps the extractive stand-in of the last failure.
+            standing = {t.dedup_key: t for t in existing}
+            for t in [t for t in new_now if t.id in to_write and t.dedup_key in standing]:
+                kept = standing[t.dedup_key]
+                new_now.remove(t)
+                wanted[kept.dedup_key] = kept
+                members[kept.id] = members.pop(t.id)
+        stale = [t.id for t in existing if t.dedup_key not in wanted]
         if new_now:
             vectors = ctx.embedder.embed([t.embedding_text for t in new_now])
             ctx.store.put(new_now, vectors, ctx.embedder.name, actor="organise")
