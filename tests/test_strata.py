@@ -18,7 +18,7 @@ from memstrata.model import Episode, Note, Scope, SearchHit
 from memstrata.read.pack import with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
-from memstrata.write.extract import RuleExtractor, resolve_persons
+from memstrata.write.extract import RuleExtractor, entities_of, resolve_persons
 from memstrata.write.llm_extract import LLMExtractor
 from memstrata.write.slots import slot_of
 
@@ -582,3 +582,8 @@ def test_a_long_turn_does_not_take_its_notes_place():
     hits = [note(1), note(2), note(3)]
     out = with_turns(hits, [turn(1, 30), turn(2, 300), turn(3, 10)], top=2, max_tokens=100)
     assert [h.record.id for h in out] == ["ep_1", "nt_2", "nt_3"]  # 2: too long; 3: beyond the top two
+
+
+def test_a_sentence_opening_verb_is_not_part_of_an_entity():
+    assert entities_of("Visit Lisbon Oceanarium with Marta.", []) == ["Lisbon Oceanarium", "Marta"]
+    assert entities_of("Caroline met Harry Potter fans in London.", ["Caroline"]) == ["Caroline", "Harry Potter", "London"]

@@ -219,7 +219,8 @@ def entities_of(sentence: str, names: Sequence[str]) -> list[str]:
     for m in _CAPITALISED.finditer(sentence):
         words = m.group(1).removesuffix("'s").removesuffix("’s").split()
         at_start = m.start() == 0 or sentence[: m.start()].rstrip().endswith((".", "!", "?", ":"))
-        while words and (words[0].lower() in _FUNCTION_WORDS or (at_start and len(words) == 1)):
+        while words and (words[0].lower() in _FUNCTION_WORDS or (at_start and (
+                len(words) == 1 or words[0].lower() in _PRESENT_VERBS))):  # "Try Ao 26 ..." -> "Ao"
             words = words[1:]
             at_start = False
         phrase = " ".join(words)
