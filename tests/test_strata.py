@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, datetime, timezone
+from datetime import date, datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -14,8 +14,8 @@ from memstrata.errors import InvalidInput
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
-from memstrata.model import Episode, Note, Scope, SearchHit
-from memstrata.read.pack import with_turns
+from memstrata.model import Episode, Note, ProfileFact, Scope, SearchHit
+from memstrata.read.pack import pack, with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
 from memstrata.write.extract import RuleExtractor, entities_of, resolve_persons
@@ -582,6 +582,24 @@ def test_a_long_turn_does_not_take_its_notes_place():
     hits = [note(1), note(2), note(3)]
     out = with_turns(hits, [turn(1, 30), turn(2, 300), turn(3, 10)], top=2, max_tokens=100)
     assert [h.record.id for h in out] == ["ep_1", "nt_2", "nt_3"]  # 2: too long; 3: beyond the top two
+
+
+def test_a_profile_fact_restating_its_note_is_not_packed_twice():
+    """Layers mix without duplication: the profile fact drawn from a note says what the note says."""
+    def hit(rec, score: float, turn: str = "ep_1") -> SearchHit:
+        return SearchHit(record=rec, score=score, provenance=[turn])
+
+    said = dict(user_id="u", content="Ana is a nurse.", event_time=MON, created_at=MON, updated_at=MON)
+    note = Note(id="nt_1", sources=["ep_1"], **said)
+    fact = ProfileFact(id="pf_1", kind="identity", sources=["nt_1"], **said)
+    other = Note(id="nt_2", sources=["ep_2"], **{**said, "content": "Ana works nights."})
+    block = pack("What does Ana do?", [hit(note, 1.0), hit(fact, 0.9), hit(other, 0.8, "ep_2")], budget_tokens=100)
+    assert [line.record_id for line in block.lines] == ["nt_1", "nt_2"]
+    assert block.text.count("Ana is a nurse.") == 1
+    # the same statement on another day is another event, and is kept
+    again = Note(id="nt_3", sources=["ep_3"], **{**said, "event_time": MON + timedelta(days=7)})
+    block = pack("What does Ana do?", [hit(note, 1.0), hit(again, 0.9, "ep_3")], budget_tokens=100)
+    assert block.text.count("Ana is a nurse.") == 2
 
 
 def test_a_sentence_opening_verb_is_not_part_of_an_entity():

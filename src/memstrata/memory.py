@@ -70,6 +70,7 @@ def _search_filters(
         raise InvalidInput("time_from is after time_to", field="time_from")
     return out
 
+
 class Memory:
     """Long-term memory for agents: add what happened, search it, get a context block.
 

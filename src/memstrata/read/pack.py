@@ -67,7 +67,8 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
     A hit that does not fit is skipped and smaller ones after it may still be taken. Layers mix
     without duplication: a turn is not spent when a note from it is in, nor a note when its turn is.
     A second note from a turn already represented waits until every other candidate had a chance,
-    so a small budget covers more of what happened. A day's date line is counted once.
+    so a small budget covers more of what happened. A line that says what a chosen line of the same day
+    says (a profile fact restating its note) is not spent again. A day's date line is counted once.
     """
     used = count_tokens(HEADER)
     chosen: list[tuple[SearchHit, str, int]] = []
@@ -75,6 +76,7 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
     whole_turns: set[str] = set()  # episodes shown verbatim
     noted_turns: set[str] = set()  # episodes a chosen note already speaks for
     deferred: list[SearchHit] = []
+    said: set[tuple[str, str]] = set()  # (day, line without its sources) of the chosen lines
     for pass_no, candidates in enumerate((hits, deferred)):
         for hit in candidates:
             prov = set(hit.provenance)
@@ -87,12 +89,16 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
                 deferred.append(hit)  # another note of the same turn: after the other turns had their turn
                 continue
             line = render_line(hit)
-            n = count_tokens(line)
             day = day_label(hit)
+            statement = (day, line.rsplit(" [", 1)[0])
+            if statement in said:
+                continue
+            n = count_tokens(line)
             cost = n + (0 if day in days else count_tokens(day))
             if used + cost > budget_tokens:
                 continue
             chosen.append((hit, line, n))
+            said.add(statement)
             days.add(day)
             used += cost
             if hit.record.layer_value == 0:

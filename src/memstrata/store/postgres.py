@@ -31,6 +31,11 @@ from .sqlite_schema import APP_ID
 from .sqlite_sql import _RECORD_COLUMNS, _decode_cursor, _encode_cursor, _scope_keys
 from .vecpath import ExactVectorSearch
 
+#: A record's columns and, last, its sources in order: one statement reads both.
+_RECORD_SELECT = (
+    f"{_RECORD_COLUMNS}, (SELECT coalesce(array_agg(s.source_id ORDER BY s.position), ARRAY[]::text[]) "
+    "FROM sources s WHERE s.rid = r.rid)"
+)
 _DELETED_ROW = "r.rid, r.id, r.user_id, r.agent_id, r.content_hash"
 
 
@@ -180,15 +185,10 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
 
     # ------------------------------------------------------------------ rows <-> records
 
-    def _records_by_rid(self, rows: list[tuple]) -> list[Record]:
-        if not rows:
-            return []
-        sources: dict[int, list[str]] = {r[0]: [] for r in rows}
-        for rid, source_id in self._read(
-            "SELECT rid, source_id FROM sources WHERE rid = ANY(%s) ORDER BY rid, position", [list(sources)]
-        ):
-            sources[rid].append(source_id)
-        return [record_from_row(r, sources[r[0]]) for r in rows]
+    @staticmethod
+    def _records(rows: list[tuple]) -> list[Record]:
+        """Records from rows of `_RECORD_SELECT` (the sources are its last column)."""
+        return [record_from_row(row[:-1], list(row[-1])) for row in rows]
 
     # ------------------------------------------------------------------ writes
 
@@ -325,9 +325,8 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
             self._history(cur, [(record_id, "updated", stamp, old_content,
                                  content if content is not None else old_content, actor, detail)])
             self._bump(cur, [(user_id, agent_id)])
-            cur.execute(f"SELECT {_RECORD_COLUMNS} FROM records WHERE rid = %s", [rid])
-            full = cur.fetchall()
-            return self._records_by_rid(full)[0]
+            cur.execute(f"SELECT {_RECORD_SELECT} FROM records r WHERE r.rid = %s", [rid])
+            return self._records(cur.fetchall())[0]
 
     def _delete_rids(self, cur: Cursor, rows: list[tuple]) -> int:
         """Delete (rid, id, user_id, agent_id, content_hash) rows and every trace of their content.
@@ -479,9 +478,9 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         if not ids:
             return []
         where, params = scope_sql(scope)
-        rows = self._read(f"SELECT {_RECORD_COLUMNS} FROM records r WHERE r.id = ANY(%s) AND {where}",
+        rows = self._read(f"SELECT {_RECORD_SELECT} FROM records r WHERE r.id = ANY(%s) AND {where}",
                           [list(ids), *params])
-        records = {rec.id: rec for rec in self._records_by_rid(rows)}
+        records = {rec.id: rec for rec in self._records(rows)}
         return [records[i] for i in ids if i in records]
 
     def list(
@@ -489,14 +488,14 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
     ) -> Page:
         where, params = scope_sql(scope)
         fwhere, fparams = filter_sql(filters or SearchFilters(include_inactive=True))
-        sql = f"SELECT {_RECORD_COLUMNS} FROM records r WHERE {where}" + (f" AND {fwhere}" if fwhere else "")
+        sql = f"SELECT {_RECORD_SELECT} FROM records r WHERE {where}" + (f" AND {fwhere}" if fwhere else "")
         if cursor:
             sql += " AND r.rid > %s"
             fparams = [*fparams, _decode_cursor(cursor)]
         rows = self._read(sql + " ORDER BY r.rid LIMIT %s", [*params, *fparams, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
-        items = self._records_by_rid(rows)
+        items = self._records(rows)
         return Page(items=items, next_cursor=_encode_cursor(rows[-1][0]) if more else None)
 
     def history(self, record_id: str, scope: Scope) -> list[HistoryEvent]:
