@@ -480,3 +480,25 @@ def test_the_keys_of_a_key_file_move_into_the_schema(settings, tmp_path, caplog)
         assert [k.id for k in keys.list()] == [kept.key.id, gone.key.id, newer.key.id]
     finally:
         keys.close()
+
+
+def test_touch_gives_way_to_a_writer_holding_the_row(pg_schema):
+    """Reinforcement is best effort: a row another transaction has locked is left alone (0 rows), the
+    reader does not wait for the lock."""
+    import psycopg
+
+    from memstrata.model import Scope
+    from memstrata.store.postgres import PostgresStore
+
+    url, schema = pg_schema
+    store = PostgresStore(url, schema=schema)
+    try:
+        first, second = _two_notes(store)
+        with psycopg.connect(url) as holder:
+            holder.execute(f'SELECT 1 FROM "{schema}".records WHERE id = %s FOR UPDATE', [first])
+            assert store.touch({first: 0.5}, Scope(user_id="ana"), 1.0) == 0
+            assert store.touch({second: 0.5}, Scope(user_id="ana"), 1.0) == 1, "an unlocked row is touched"
+            holder.rollback()
+        assert store.touch({first: 0.5}, Scope(user_id="ana"), 1.0) == 1
+    finally:
+        store.close()

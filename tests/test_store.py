@@ -353,3 +353,15 @@ def test_outdated_sources_are_turns_whose_every_note_had_closed(store, embedder)
     assert store.outdated_sources(ids, ANA, (later + timedelta(days=1)).timestamp()) == {old.id, asked.id}
     assert store.outdated_sources(ids, ANA, (later - timedelta(days=1)).timestamp()) == set()
     assert store.outdated_sources([bobs.id], BOB, later.timestamp()) == {bobs.id}
+
+
+def test_touch_sets_strength_and_last_access_in_scope_only(store, embedder):
+    mine, other, bobs = episode("I live in Lisbon"), episode("I like tea"), episode("I live in Oslo", user="bob")
+    put(store, embedder, [mine, other, bobs])
+    at = T0 + timedelta(days=3)
+    assert store.touch({mine.id: 0.75, bobs.id: 0.5}, ANA, at.timestamp()) == 1, "bob's record is not ana's to touch"
+    got = {r.id: r for r in store.get([mine.id, other.id], ANA)}
+    assert (got[mine.id].strength, got[mine.id].last_access) == (0.75, at)
+    assert (got[other.id].strength, got[other.id].last_access) == (1.0, None)
+    assert store.get([bobs.id], BOB)[0].strength == 1.0
+    assert store.touch({}, ANA, at.timestamp()) == 0

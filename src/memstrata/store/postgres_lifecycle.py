@@ -40,8 +40,8 @@ class PostgresLifecycle:
         items = list(strengths.items())[:500]
         try:
             with self._write() as cur:
-                cur.execute("SET LOCAL lock_timeout = '50ms'")
-                cur.execute("SET LOCAL synchronous_commit = off")
+                cur.execute("SELECT set_config('lock_timeout', '50ms', true), "  # SET LOCAL both, one round trip
+                            "set_config('synchronous_commit', 'off', true)")
                 cur.execute(
                     "UPDATE records AS r SET last_access = %s, strength = t.s "
                     "FROM unnest(%s::text[], %s::float8[]) AS t(i, s) "
