@@ -221,6 +221,7 @@ def run_locomo(
         raise ValueError("answer=True needs an llm")
     prog = progress or _NullProgress()
     started = time.time()
+    machine = machine_info()  # before the work, so its load average is the machine's, not the run's
 
     conversations = load_locomo(cfg.data)
     if cfg.limit_conversations is not None:
@@ -287,7 +288,7 @@ def run_locomo(
             "peak_rss_mb": round(peak_rss_mb(), 1),
             "wall_seconds": round(time.time() - started, 1),
         },
-        "machine": machine_info(),
+        "machine": machine,
     }
     if answer_report is not None:
         report["answer"] = answer_report
