@@ -605,3 +605,9 @@ def test_a_profile_fact_restating_its_note_is_not_packed_twice():
 def test_a_sentence_opening_verb_is_not_part_of_an_entity():
     assert entities_of("Visit Lisbon Oceanarium with Marta.", []) == ["Lisbon Oceanarium", "Marta"]
     assert entities_of("Caroline met Harry Potter fans in London.", ["Caroline"]) == ["Caroline", "Harry Potter", "London"]
+
+
+def test_a_number_inside_a_name_is_part_of_it():
+    assert entities_of("We ate at Ao 26 Vegan Food Project.", []) == ["Ao 26 Vegan Food Project"]
+    assert entities_of("Then I met Ana 3 times in Lisbon.", []) == ["Ana", "Lisbon"]
+    assert entities_of("Back in May 2023 Ana moved to Porto.", []) == ["May", "Ana", "Porto"]

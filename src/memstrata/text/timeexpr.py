@@ -11,8 +11,9 @@ _NUM_WORDS = {
     "nine": 9, "ten": 10, "couple of": 2, "a couple of": 2, "few": 3, "a few": 3, "several": 3,
 }
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-_MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-           "november", "december"]
+#: Month names, lower-cased, January first.
+MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december"]
 
 
 def fmt_day(d: date) -> str:
@@ -165,10 +166,10 @@ def annotate_times(text: str, reference: datetime | date) -> tuple[str, list[Tim
 
 
 _ABS_DATE = re.compile(
-    r"\b(\d{1,2})\s+(" + "|".join(_MONTHS) + r")\s*,?\s+(\d{4})\b|\b(" + "|".join(_MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})\b",
+    r"\b(\d{1,2})\s+(" + "|".join(MONTHS) + r")\s*,?\s+(\d{4})\b|\b(" + "|".join(MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})\b",
     re.I,
 )
-_MONTH_YEAR = re.compile(r"\b(" + "|".join(_MONTHS) + r")\s+(\d{4})\b", re.I)
+_MONTH_YEAR = re.compile(r"\b(" + "|".join(MONTHS) + r")\s+(\d{4})\b", re.I)
 _YEAR = re.compile(r"\b(19\d{2}|20\d{2})\b")
 
 
@@ -177,13 +178,13 @@ def find_date_range(text: str, reference: datetime | date | None = None) -> tupl
     m = _ABS_DATE.search(text)
     if m:
         if m.group(1):
-            d = date(int(m.group(3)), _MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)))
+            d = date(int(m.group(3)), MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)))
         else:
-            d = date(int(m.group(6)), _MONTHS.index(m.group(4).lower()) + 1, int(m.group(5)))
+            d = date(int(m.group(6)), MONTHS.index(m.group(4).lower()) + 1, int(m.group(5)))
         return d, d
     m = _MONTH_YEAR.search(text)
     if m:
-        y, mo = int(m.group(2)), _MONTHS.index(m.group(1).lower()) + 1
+        y, mo = int(m.group(2)), MONTHS.index(m.group(1).lower()) + 1
         nxt = date(y + (mo == 12), mo % 12 + 1, 1)
         return date(y, mo, 1), nxt - timedelta(days=1)
     if reference is not None:

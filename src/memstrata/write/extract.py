@@ -13,7 +13,7 @@ from datetime import datetime, time, timezone
 from typing import Protocol, Sequence
 
 from ..model import Episode, speaker_label
-from ..text.timeexpr import annotate_times
+from ..text.timeexpr import MONTHS, annotate_times
 from .slots import DESCRIBING_VERBS, describes, slot_of
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\[|[\"'(]?[A-Z0-9])")
@@ -207,7 +207,11 @@ def resolve_persons(sentence: str, speaker: str | None, listener: str | None) ->
     return out
 
 
-_CAPITALISED = re.compile(r"\b([A-Z][a-zA-Z'’-]+(?:\s+[A-Z][a-zA-Z'’-]+)*)")
+#: A run of capitalised words. A number inside the run belongs to the name ("Ao 26 Vegan Food Project",
+#: "Studio 54 Club"), unless it is a date's ("in May 2023 Ana moved"); one at the end does not ("met Ana 3 times").
+_NOT_A_DATE = "".join(f"(?<!{m.capitalize()})" for m in MONTHS)
+_CAPITALISED = re.compile(
+    rf"\b([A-Z][a-zA-Z'’-]+(?:(?:{_NOT_A_DATE}\s+\d+)?\s+[A-Z][a-zA-Z'’-]+)*)")
 
 
 def entities_of(sentence: str, names: Sequence[str]) -> list[str]:
