@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from memstrata.bench.cli import bench_app
 from memstrata.bench.locomo import LocomoConfig, evidence_audit, miss_depth, run_locomo, score_block
 from memstrata.bench.metrics import RecallAggregate, evidence_recall, latency_summary, percentile
+from memstrata.config import Settings
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import new_id
 from memstrata.llm.openai_compat import LLMRequestFailed, OpenAIChat, llm_from_env
@@ -250,6 +251,29 @@ def test_run_locomo_batch_session_and_recipe_selection(tiny_locomo: Path, embedd
     )
     assert list(report["results"]) == ["bm25-turns"] and report["ratios"] == {}
     assert report["timing"]["ingest"]["adds"] == 2 and "per_question" not in report
+
+
+def test_run_locomo_on_postgres_scores_as_on_sqlite(tiny_locomo: Path, embedder, pg_schema) -> None:
+    """The configured store is what is measured: each recipe reads its own schema, copied from the ingest
+    schema through the lossless export, and the figures are those of the same run on SQLite."""
+    import psycopg
+
+    url, _ = pg_schema
+    cfg = LocomoConfig(data=tiny_locomo, budgets=[TINY_BUDGET, BIG_BUDGET], recipes=["default", "bm25-turns"],
+                       per_question=False)
+    lite = run_locomo(cfg, embedder=embedder, settings=Settings())
+    pg = run_locomo(cfg, embedder=embedder, settings=Settings(store="postgres", postgres_url=url))
+    assert (lite["store"], pg["store"]) == ("sqlite", "postgres")
+    assert pg["timing"]["ingest"]["adds"] == lite["timing"]["ingest"]["adds"] == 7
+    for label in ("memstrata", "bm25-turns"):
+        for budget in ("16", "200"):
+            mine, theirs = pg["results"][label]["overall"][budget], lite["results"][label]["overall"][budget]
+            assert (mine["recall"], mine["all_found"], mine["recall_strict"]) == (
+                theirs["recall"], theirs["all_found"], theirs["recall_strict"]), (label, budget)
+    assert pg["results"]["memstrata"]["overall"]["200"]["recall"] > pg["results"]["memstrata"]["overall"]["16"]["recall"]
+    with psycopg.connect(url) as conn:  # the run's schemas are gone with it
+        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'memstrata_locomo_%'").fetchall()
+    assert left == []
 
 
 # --------------------------------------------------------------------------- --answer, scripted LLM

@@ -94,7 +94,11 @@ def locomo_cmd(
     per_question: bool = typer.Option(True, "--per-question/--no-per-question", help="Keep per-question results in the JSON"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars"),
 ) -> None:
-    """Evidence recall of memory blocks on LoCoMo at each token budget, beside BM25 and dense baselines."""
+    """Evidence recall of memory blocks on LoCoMo at each token budget, beside BM25 and dense baselines.
+
+    The configured store is measured: SQLite files under --db, or, with MEMSTRATA_STORE=postgres,
+    schemas memstrata_locomo_<name> of MEMSTRATA_POSTGRES_URL's database (dropped unless --db is given).
+    """
     from .locomo import LocomoConfig, locomo_markdown, run_locomo
 
     llm = None

@@ -13,7 +13,8 @@ Protocol (see docs/benchmarks.md):
   strict reading counts a turn only when it is shown verbatim or through all of its notes;
 - one ingestion serves every recipe: memstrata's default recipe and the flat
   baselines over turns (``bm25-turns``, ``dense-turns``, ``hybrid-turns``) read
-  copies of the same database, so no recipe profits from another's caches.
+  copies of the same database, so no recipe profits from another's caches; the
+  configured store is measured (SQLite files, or schemas of a Postgres database).
 """
 
 from __future__ import annotations
@@ -174,6 +175,71 @@ def _copy_db(src: Path, dst: Path) -> None:
     b.close()
 
 
+class _Databases:
+    """Where the benchmark's databases live: SQLite files in `workdir` (``locomo-<name>.db``), or, with
+    ``store = "postgres"``, schemas ``memstrata_locomo_<name>`` of the configured Postgres database.
+
+    A Postgres copy goes through the lossless export (`transfer`): records, history, links and vectors.
+    """
+
+    def __init__(self, settings: Settings, workdir: Path, embedder: Embedder) -> None:
+        self.settings, self.workdir, self.embedder = settings, workdir, embedder
+        self.postgres = settings.store == "postgres"
+        self._made: list[str] = []
+        self._exported: set[str] = set()  # databases whose export files this run wrote
+
+    def settings_for(self, name: str) -> Settings:
+        if self.postgres:
+            return self.settings.model_copy(update={"postgres_schema": "memstrata_locomo_" + name.replace("-", "_")})
+        return self.settings.model_copy(update={"db": self.workdir / f"locomo-{name}.db"})
+
+    def fresh(self, name: str) -> Settings:
+        """The settings of database `name`, emptied of what an earlier run left there."""
+        settings = self.settings_for(name)
+        if self.postgres:
+            _drop_schema(settings)
+        else:
+            for suffix in ("", "-wal", "-shm"):
+                Path(str(settings.db) + suffix).unlink(missing_ok=True)
+        self._made.append(name)
+        return settings
+
+    def copy(self, src: str, dst: str, scopes: Sequence[str]) -> Settings:
+        """Database `dst` as a copy of `src` (which no `Memory` holds open)."""
+        target = self.fresh(dst)
+        if not self.postgres:
+            _copy_db(self.settings_for(src).db, target.db)
+            return target
+        from ..transfer import export_jsonl, import_jsonl
+
+        paths = [self.workdir / f"locomo-{src}-{scope}.jsonl" for scope in scopes]
+        if src not in self._exported:
+            with Memory(settings=self.settings_for(src), embedder=self.embedder) as mem:
+                for scope, path in zip(scopes, paths):
+                    export_jsonl(mem, path, user_id=scope)
+            self._exported.add(src)
+        with Memory(settings=target, embedder=self.embedder) as mem:
+            for path in paths:
+                import_jsonl(mem, path)
+        return target
+
+    def drop_all(self) -> None:
+        """Remove the Postgres schemas this run made (SQLite files go with their directory)."""
+        if self.postgres:
+            for name in self._made:
+                _drop_schema(self.settings_for(name))
+
+
+def _drop_schema(settings: Settings) -> None:
+    from ..store.postgres_conn import Connector
+
+    connector = Connector(settings.postgres_url or "", schema=settings.postgres_schema, pool_min=0, pool_max=1)
+    try:
+        connector.fetchall(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
+    finally:
+        connector.close()
+
+
 def _recipe_plan(names: Sequence[str], default_name: str) -> list[tuple[str, str]]:
     """(label, recipe name) pairs: "default" is memstrata's configured recipe, labelled "memstrata"."""
     plan: list[tuple[str, str]] = []
@@ -235,18 +301,16 @@ def run_locomo(
     inner = embedder or make_embedder(base_settings)
     plan = _recipe_plan(cfg.recipes, base_settings.recipe)
 
+    dbs = _Databases(base_settings, workdir, inner)
+    scopes = [c.sample_id for c in conversations]
     try:
-        ingest_db = workdir / "locomo-ingest.db"
-        for suffix in ("", "-wal", "-shm"):
-            Path(str(ingest_db) + suffix).unlink(missing_ok=True)
-        ingested, ingest_report = _ingest(conversations, ingest_db, base_settings, inner, cfg.batch_session, prog, organise=cfg.organise)
+        ingested, ingest_report = _ingest(conversations, dbs.fresh("ingest"), inner, cfg.batch_session, prog,
+                                          organise=cfg.organise)
 
         results: dict[str, dict] = {}
         per_question: dict[tuple[str, int], dict] = {}
         for label, recipe in plan:
-            db = workdir / f"locomo-{label}.db"
-            _copy_db(ingest_db, db)
-            mem = Memory(settings=base_settings.model_copy(update={"db": db}), embedder=inner)
+            mem = Memory(settings=dbs.copy("ingest", label, scopes), embedder=inner)
             try:
                 results[label] = _evaluate_recipe(mem, recipe, ingested, budgets, prog, per_question, label)
             finally:
@@ -256,14 +320,14 @@ def run_locomo(
         if cfg.answer:
             label, recipe = next((p for p in plan if p[0] == "memstrata"), plan[0])
             answer_budget = cfg.answer_budget or budgets[-1]
-            db = workdir / f"locomo-{label}.db"
-            mem = Memory(settings=base_settings.model_copy(update={"db": db}), embedder=inner)
+            mem = Memory(settings=dbs.settings_for(label), embedder=inner)
             try:
                 answer_report = _answer(mem, label, recipe, ingested, answer_budget, llm, cfg.answer_limit, prog)
             finally:
                 mem.close()
     finally:
         if workdir_owned:
+            dbs.drop_all()
             shutil.rmtree(workdir, ignore_errors=True)
 
     latency = {label: r.pop("_latency") for label, r in results.items()}
@@ -279,6 +343,7 @@ def run_locomo(
         "default_recipe": base_settings.recipe,
         "recipes": {label: {"recipe": recipe, "layers": _layers(recipe)} for label, recipe in plan},
         "extractor": base_settings.extractor,
+        "store": base_settings.store,
         "questions": audit,
         "results": results,
         "ratios": _ratios(results, budgets),
@@ -299,7 +364,6 @@ def run_locomo(
 
 def _ingest(
     conversations: Sequence[Conversation],
-    db: Path,
     settings: Settings,
     embedder: Embedder,
     batch_session: bool,
@@ -307,7 +371,7 @@ def _ingest(
     organise: bool = False,
 ) -> tuple[list[_Ingested], dict]:
     """Add every turn through `Memory.add`; returns the episode -> turn maps and throughput."""
-    mem = Memory(settings=settings.model_copy(update={"db": db}), embedder=embedder)
+    mem = Memory(settings=settings, embedder=embedder)
     ingested: list[_Ingested] = []
     per_call: list[float] = []
     total_turns = sum(len(c.turns) for c in conversations)
@@ -685,7 +749,7 @@ def locomo_markdown(report: dict) -> str:
         f"{q['skipped_category_5']} of category 5 skipped; {len(q['repaired'])} evidence ids repaired, "
         f"{len(q['unresolved'])} unresolved (reported, left out). memstrata = recipe "
         f"`{report['default_recipe']}` ({(report['recipes'].get('memstrata') or {}).get('layers', 'all')}; "
-        f"extractor `{report.get('extractor')}`); "
+        f"extractor `{report.get('extractor')}`; store {report.get('store', 'sqlite')}); "
         f"{', '.join(f'`{l}`' for l, r in report['recipes'].items() if r['layers'] == 'turns (L0) only') or 'no recipe'} "
         f"over turns only; embedder {report['embedder']}.\n"
     )
