@@ -211,6 +211,32 @@ def test_export_from_sqlite_import_into_postgres_and_back(tmp_path, settings, em
             m.close()
 
 
+def test_an_import_leaves_the_planner_statistics_fresh(tmp_path, settings, embedder, monkeypatch):
+    """A bulk import ANALYZEs the tables: a new schema's estimates (never analysed) pick bad plans."""
+    import memstrata.transfer as transfer
+
+    src = Memory(settings=Settings(db=tmp_path / "src.db"), embedder=embedder)
+    pg = Memory(settings=settings, embedder=embedder)
+    try:
+        src.add(CHAT, user_id="ana", session_id="s1")
+        count = transfer.export_jsonl(src, tmp_path / "ana.jsonl", user_id="ana")
+
+        def estimated_rows() -> float:
+            return pg.store._read("SELECT c.reltuples FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                                  "WHERE n.nspname = %s AND c.relname = 'records'", [pg.store.schema])[0][0]
+
+        assert estimated_rows() < 0  # never analysed
+        monkeypatch.setattr(transfer, "ANALYZE_AFTER", count + 1)
+        transfer.import_jsonl(pg, tmp_path / "ana.jsonl", user_id="ben")  # below the threshold
+        assert estimated_rows() < 0
+        monkeypatch.setattr(transfer, "ANALYZE_AFTER", count)
+        transfer.import_jsonl(pg, tmp_path / "ana.jsonl", user_id="cy", new_ids=True)
+        assert estimated_rows() == 2 * count
+    finally:
+        src.close()
+        pg.close()
+
+
 def test_a_foreign_or_newer_schema_is_refused(pg_schema):
     import psycopg
 

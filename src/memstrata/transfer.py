@@ -57,6 +57,8 @@ FORMATS = ("auto", "export", "json", "jsonl", "locomo")
 MESSAGE_KEYS = frozenset({"role", "content", "speaker", "name", "timestamp", "metadata", "kind", "session_id"})
 #: Items per write transaction (and per progress step); at most limits.MAX_ITEMS_PER_ADD.
 BATCH = 256
+#: An import of at least this many records refreshes the store's planner statistics when it is done.
+ANALYZE_AFTER = 1_000
 _PAGE = 500
 _TIME_FIELDS = ("event_time", "created_at", "updated_at", "valid_from", "valid_to")
 _LAYER_KIND = {Layer.EPISODE: "episode", Layer.NOTE: "note", Layer.TOPIC: "topic", Layer.PROFILE: "profile"}
@@ -565,6 +567,8 @@ def _import_export(
     count = _put_all(memory, records, progress, history, vectors)
     if data.links:
         memory.store.put_links([(new_id_of[a], new_id_of[b], kind, w) for a, b, kind, w in data.links])
+    if count >= ANALYZE_AFTER:
+        memory.store.analyze()
     return ImportResult("export", count, _labels(r.scope for _, r in records))
 
 

@@ -197,3 +197,6 @@ class Store(Protocol):
 
     def vacuum(self) -> None:
         """Make erased bytes unrecoverable from the backend's files (compact, drop free pages)."""
+
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics, after a bulk load (an import) changed the tables at once."""

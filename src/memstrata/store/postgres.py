@@ -676,6 +676,11 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
         """Rewrite the tables so deleted rows are gone from the database files (VACUUM FULL)."""
         self._db.autocommit(f"VACUUM FULL {', '.join(('meta', 'scope_versions', *TABLES))}")
 
+    def analyze(self) -> None:
+        """ANALYZE the store's tables: right after an import, autovacuum has not yet, and the planner's
+        estimates of a new schema (a row or two a table) send scope queries through the wrong index."""
+        self._db.autocommit(f"ANALYZE {', '.join(TABLES)}")
+
     def close(self) -> None:
         self._db.close()
         self._matrices.clear()

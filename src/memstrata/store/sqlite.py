@@ -720,6 +720,11 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
                 problems.append(f"{sql.split()[0]} {sql.split()[1]}: {exc}")
         return problems
 
+    def analyze(self) -> None:
+        """`PRAGMA optimize`: SQLite's own choice of the statistics worth refreshing (cheap)."""
+        with self._lock:
+            self._conn.execute("PRAGMA optimize")
+
     def vacuum(self) -> None:
         """Rewrite the file so deleted bytes are gone from disk (lexical index merged, free pages dropped)."""
         with self._write() as conn:
