@@ -9,6 +9,10 @@ from .errors import InvalidTimestamp
 
 TimeLike = Union[str, datetime, date, int, float]
 
+#: Month names, lower-cased, January first (English whatever the locale, unlike `calendar.month_name`).
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
+          "november", "december")
+
 
 def to_epoch(value: TimeLike, *, field: str = "timestamp") -> float:
     """Convert an ISO 8601 string, a datetime/date or epoch seconds to UTC epoch seconds.

@@ -22,6 +22,8 @@ from datetime import date, timedelta
 
 import numpy as np
 
+from .. import timeutil
+
 NAMES = (
     "Ana Caroline Melanie Priya Tomasz Kenji Amara Lucas Sofia Mateo Olivia Noah Leila Omar Chen Mei Ravi Hannah "
     "Jonas Elena Diego Fatima Yusuf Ingrid Pablo Aisha Liam Chloe Ethan Nadia Hugo Zara Felix Maya Arjun Clara "
@@ -119,7 +121,7 @@ QUESTION_TEMPLATES = (
     "What happened at {name}'s {relation}'s wedding?",
     "What does {name} like to cook on Sundays?",
 )
-MONTHS = ("January February March April May June July August September October November December").split()
+MONTHS = [m.capitalize() for m in timeutil.MONTHS]
 WEEKDAYS = ("Monday Tuesday Wednesday Thursday Friday Saturday Sunday").split()
 START = date(2019, 1, 1)
 DAYS = (date(2025, 12, 31) - START).days

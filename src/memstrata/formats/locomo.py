@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInput
+from ..timeutil import MONTHS
 
 _SESSION_TIME = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*([ap]m)\s+on\s+(\d{1,2})\s+([A-Za-z]+),?\s+(\d{4})\s*$", re.I)
-_MONTHS = {m: i for i, m in enumerate(
-    ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-     "november", "december"], start=1)}
+_MONTHS = {m: i for i, m in enumerate(MONTHS, start=1)}
 _DIA_ID = re.compile(r"^D(\d+):(\d+)$")
 
 CATEGORY_NAMES = {1: "multi-hop", 2: "temporal", 3: "open-domain", 4: "single-hop", 5: "adversarial"}

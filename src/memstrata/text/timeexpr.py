@@ -6,14 +6,13 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
+from ..timeutil import MONTHS
+
 _NUM_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
     "nine": 9, "ten": 10, "couple of": 2, "a couple of": 2, "few": 3, "a few": 3, "several": 3,
 }
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
-#: Month names, lower-cased, January first.
-MONTHS = ["january", "february", "march", "april", "may", "june", "july", "august", "september", "october",
-          "november", "december"]
 
 
 def fmt_day(d: date) -> str:

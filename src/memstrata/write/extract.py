@@ -13,7 +13,8 @@ from datetime import datetime, time, timezone
 from typing import Protocol, Sequence
 
 from ..model import Episode, speaker_label
-from ..text.timeexpr import MONTHS, annotate_times
+from ..text.timeexpr import annotate_times
+from ..timeutil import MONTHS
 from .slots import DESCRIBING_VERBS, describes, slot_of
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])[\"')\]]*\s+(?=\[|[\"'(]?[A-Z0-9])")
