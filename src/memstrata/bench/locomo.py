@@ -40,6 +40,7 @@ from ..model import ContextBlock
 from ..read.pack import count_tokens
 from ..read.query import lexical_terms
 from ..read.recipes import get_recipe
+from ..store import drop_database
 from .metrics import (
     EvidenceScore,
     MeanAggregate,
@@ -165,9 +166,7 @@ def score_block(
 
 
 def _copy_db(src: Path, dst: Path) -> None:
-    """A consistent copy of a (WAL-mode) SQLite database."""
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(dst) + suffix).unlink(missing_ok=True)
+    """A consistent copy of a (WAL-mode) SQLite database into `dst`, which must not exist yet."""
     with sqlite3.connect(str(src)) as a, sqlite3.connect(str(dst)) as b:
         a.backup(b)
     # closing both connections ends the backup; `with` only commits
@@ -196,11 +195,7 @@ class _Databases:
     def fresh(self, name: str) -> Settings:
         """The settings of database `name`, emptied of what an earlier run left there."""
         settings = self.settings_for(name)
-        if self.postgres:
-            _drop_schema(settings)
-        else:
-            for suffix in ("", "-wal", "-shm"):
-                Path(str(settings.db) + suffix).unlink(missing_ok=True)
+        drop_database(settings)
         self._made.append(name)
         return settings
 
@@ -224,20 +219,9 @@ class _Databases:
         return target
 
     def drop_all(self) -> None:
-        """Remove the Postgres schemas this run made (SQLite files go with their directory)."""
-        if self.postgres:
-            for name in self._made:
-                _drop_schema(self.settings_for(name))
-
-
-def _drop_schema(settings: Settings) -> None:
-    from ..store.postgres_conn import Connector
-
-    connector = Connector(settings.postgres_url or "", schema=settings.postgres_schema, pool_min=0, pool_max=1)
-    try:
-        connector.fetchall(f'DROP SCHEMA IF EXISTS "{settings.postgres_schema}" CASCADE')
-    finally:
-        connector.close()
+        """Remove every database this run made."""
+        for name in self._made:
+            drop_database(self.settings_for(name))
 
 
 def _recipe_plan(names: Sequence[str], default_name: str) -> list[tuple[str, str]]:

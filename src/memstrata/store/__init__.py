@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -56,4 +57,26 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
         settings.db, synchronous=settings.sqlite_synchronous, busy_timeout_ms=settings.busy_timeout_ms, **common
     )
 
-__all__ = ["Store", "ann_dir", "open_store"]
+
+
+def drop_database(settings: Settings) -> None:
+    """Remove the whole store `settings` names, where it exists: the SQLite file with its -wal and -shm
+    files, or the Postgres schema with everything in it; and its saved HNSW indexes. Nothing asks first
+    (benchmarks use it to start from empty)."""
+    if settings.store == "postgres":
+        from .postgres_conn import Connector
+
+        connector = Connector(settings.postgres_url or "", schema=settings.postgres_schema, pool_min=0, pool_max=1)
+        try:
+            connector.drop_schema()
+        finally:
+            connector.close()
+    else:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{settings.db}{suffix}").unlink(missing_ok=True)
+    saved = ann_dir(settings)
+    if saved is not None:
+        shutil.rmtree(saved, ignore_errors=True)
+
+
+__all__ = ["Store", "ann_dir", "drop_database", "open_store"]

@@ -220,13 +220,18 @@ class Connector:
 
         return self.retrying(run)
 
-    def autocommit(self, sql: str) -> None:
-        """Run a statement that cannot run inside a transaction (VACUUM)."""
+    def autocommit(self, sql: Any) -> None:
+        """Run a statement (a string or a `psycopg.sql.Composed`) that cannot run inside a transaction (VACUUM)."""
         try:
             with self._connection() as conn:
                 conn.execute(sql)
         except self._psycopg.Error as exc:
             raise self._fail(exc) from None
+
+    def drop_schema(self) -> None:
+        """Drop the connector's schema and everything in it."""
+        sql = self._psycopg.sql
+        self.autocommit(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(self.schema)))
 
     def close(self) -> None:
         self._pool.close()
