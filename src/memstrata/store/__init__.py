@@ -41,15 +41,9 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
         clock=clock,
     )
     if settings.store == "postgres":
-        if not settings.postgres_url:
-            raise ConfigError(
-                "store = 'postgres' needs postgres_url (env MEMSTRATA_POSTGRES_URL), "
-                "e.g. postgresql://user:password@host:5432/dbname",
-                field="postgres_url",
-            )
         from .postgres import PostgresStore
 
-        return PostgresStore(settings.postgres_url, schema=settings.postgres_schema,
+        return PostgresStore(_postgres_url(settings), schema=settings.postgres_schema,
                              pool_min=settings.postgres_pool_min, pool_max=settings.postgres_pool_max, **common)
     from .sqlite import SQLiteStore
 
@@ -59,6 +53,16 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
 
 
 
+def _postgres_url(settings: Settings) -> str:
+    if not settings.postgres_url:
+        raise ConfigError(
+            "store = 'postgres' needs postgres_url (env MEMSTRATA_POSTGRES_URL), "
+            "e.g. postgresql://user:password@host:5432/dbname",
+            field="postgres_url",
+        )
+    return settings.postgres_url
+
+
 def drop_database(settings: Settings) -> None:
     """Remove the whole store `settings` names, where it exists: the SQLite file with its -wal and -shm
     files, or the Postgres schema with everything in it; and its saved HNSW indexes. Nothing asks first
@@ -66,7 +70,7 @@ def drop_database(settings: Settings) -> None:
     if settings.store == "postgres":
         from .postgres_conn import Connector
 
-        connector = Connector(settings.postgres_url or "", schema=settings.postgres_schema, pool_min=0, pool_max=1)
+        connector = Connector(_postgres_url(settings), schema=settings.postgres_schema, pool_min=0, pool_max=1)
         try:
             connector.drop_schema()
         finally:
