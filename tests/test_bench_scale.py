@@ -108,3 +108,31 @@ def test_bench_scale_cli_writes_json(tmp_path: Path) -> None:
     assert report["runs"][0]["memories"] == 200 and report["runs"][0]["topk_agreement"] == 1.0
     assert report["runs"][1]["skipped"] == "more scopes than memories"
     assert "| 200 | 1 |" in result.stdout
+
+
+def test_run_scale_on_postgres_measures_its_own_schemas(tmp_path: Path, embedder, pg_schema) -> None:
+    """With store = "postgres" the configurations are built in schemas beside the configured one, which keeps
+    what it held, and the run drops them when it ends."""
+    import psycopg
+
+    from memstrata import Memory
+    from memstrata.config import Settings
+
+    url, schema = pg_schema
+    settings = Settings(store="postgres", postgres_url=url, postgres_schema=schema)
+    with Memory(settings=settings, embedder=embedder) as mem:
+        mem.add("Ana keeps bees on the roof.", user_id="owner")
+    cfg = ScaleConfig(memories=[200], scopes=[1, 2], queries=5, repeats=1, embed_sample=10, pool=30, batch=150,
+                      isolate=False, progress=False, db_dir=tmp_path)
+    report = run_scale(cfg, embedder=embedder, settings=settings)
+    assert report["store"] == "postgres" and "store: Postgres" in scale_markdown(report)
+    assert report["embedder_ingest"]["batch_100"]["memories_per_s"] > 0
+    for run in report["runs"]:
+        assert run["disk"]["total_bytes"] > 0 and run["topk_agreement"] == 1.0
+        assert run["ann"]["rows"] == 200 and run["ann"]["by_ef"][0]["recall_at_10"] >= 0.9
+    with psycopg.connect(url) as conn:
+        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'memstrata_scale_%'").fetchall()
+    assert left == []
+    with Memory(settings=settings, embedder=embedder) as mem:  # the configured schema holds what it held
+        assert [r.content for r in mem.list(user_id="owner", layers=[0]).items] == ["Ana keeps bees on the roof."]
+        assert mem.store.scopes() == [Scope(user_id="owner")]

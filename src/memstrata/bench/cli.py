@@ -153,7 +153,8 @@ def scale_cmd(
     ann_ef: str = typer.Option("128", "--ann-ef", help="HNSW search beams (ef) at which the ANN path is measured, comma-separated (0: skip it)"),
     ann_cache_mb: Optional[int] = typer.Option(None, "--ann-cache-mb", help="Settings.ann_cache_mb for the ANN measurement (default: the setting's default)"),
     max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Skip a configuration whose estimated ingest time exceeds this"),
-    db: Optional[Path] = typer.Option(None, "--db", help="Directory for the benchmark databases (default: a temporary one)"),
+    db: Optional[Path] = typer.Option(None, "--db", help="Directory for the benchmark's files and SQLite databases (default: a temporary one; "
+                                    "on Postgres the databases are schemas memstrata_scale_*)"),
     keep: bool = typer.Option(False, "--keep", help="Keep the databases (with --db)"),
     out: Optional[Path] = typer.Option(None, "--out", help="Write the JSON report here (parent dirs are created)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bars"),

@@ -40,7 +40,7 @@ from ..model import ContextBlock
 from ..read.pack import count_tokens
 from ..read.query import lexical_terms
 from ..read.recipes import get_recipe
-from ..store import drop_database
+from .databases import BenchDatabases
 from .metrics import (
     EvidenceScore,
     MeanAggregate,
@@ -174,30 +174,16 @@ def _copy_db(src: Path, dst: Path) -> None:
     b.close()
 
 
-class _Databases:
-    """Where the benchmark's databases live: SQLite files in `workdir` (``locomo-<name>.db``), or, with
-    ``store = "postgres"``, schemas ``memstrata_locomo_<name>`` of the configured Postgres database.
+class _Databases(BenchDatabases):
+    """The benchmark's databases (`BenchDatabases`, prefix ``locomo``), and copies of one into another.
 
     A Postgres copy goes through the lossless export (`transfer`): records, history, links and vectors.
     """
 
     def __init__(self, settings: Settings, workdir: Path, embedder: Embedder) -> None:
-        self.settings, self.workdir, self.embedder = settings, workdir, embedder
-        self.postgres = settings.store == "postgres"
-        self._made: list[str] = []
+        super().__init__(settings, workdir, "locomo")
+        self.embedder = embedder
         self._exported: set[str] = set()  # databases whose export files this run wrote
-
-    def settings_for(self, name: str) -> Settings:
-        if self.postgres:
-            return self.settings.model_copy(update={"postgres_schema": "memstrata_locomo_" + name.replace("-", "_")})
-        return self.settings.model_copy(update={"db": self.workdir / f"locomo-{name}.db"})
-
-    def fresh(self, name: str) -> Settings:
-        """The settings of database `name`, emptied of what an earlier run left there."""
-        settings = self.settings_for(name)
-        drop_database(settings)
-        self._made.append(name)
-        return settings
 
     def copy(self, src: str, dst: str, scopes: Sequence[str]) -> Settings:
         """Database `dst` as a copy of `src` (which no `Memory` holds open)."""
@@ -217,11 +203,6 @@ class _Databases:
             for path in paths:
                 import_jsonl(mem, path)
         return target
-
-    def drop_all(self) -> None:
-        """Remove every database this run made."""
-        for name in self._made:
-            drop_database(self.settings_for(name))
 
 
 def _recipe_plan(names: Sequence[str], default_name: str) -> list[tuple[str, str]]:
@@ -311,7 +292,7 @@ def run_locomo(
                 mem.close()
     finally:
         if workdir_owned:
-            dbs.drop_all()
+            dbs.drop()
             shutil.rmtree(workdir, ignore_errors=True)
 
     latency = {label: r.pop("_latency") for label, r in results.items()}

@@ -16,6 +16,10 @@ that configuration alone):
   exact scan at each search beam (ef) asked for;
 - database size on disk and peak RSS.
 
+The configured store is measured: SQLite files in the work directory, or, with
+``store = "postgres"``, schemas ``memstrata_scale_<N>_<S>`` of the configured
+Postgres database (`databases.BenchDatabases`; never the configured schema).
+
 Once per run, the real embedder's ingest throughput through `Memory.add` is
 measured on a sample (one memory per add, and batches of 100). Text and vectors
 come from `synth` (realistic sentences; a memory pairs two pool sentences and
@@ -48,6 +52,7 @@ from ..read.query import lexical_terms
 from ..store import open_store
 from ..store.ann import CONNECTIVITY, EXPANSION_ADD
 from . import synth
+from .databases import BenchDatabases
 from .metrics import latency_summary, machine_info, median, median_summary, peak_rss_mb, ratio
 
 TOP_K = 10
@@ -120,10 +125,9 @@ def _progress(enabled: bool) -> Any:
     )
 
 
-def _settings(cfg: ScaleConfig, db: Path) -> Settings:
+def _settings(cfg: ScaleConfig, base: Settings) -> Settings:
     """The runs' settings: the exact scan for every search (the ANN path is measured on its own)."""
-    base = Settings.load()
-    update: dict[str, Any] = {"db": db, "ann_min_vectors": 0}
+    update: dict[str, Any] = {"ann_min_vectors": 0}
     if cfg.vector_cache_mb is not None:
         update["vector_cache_mb"] = cfg.vector_cache_mb
     if cfg.ann_cache_mb is not None:
@@ -131,15 +135,22 @@ def _settings(cfg: ScaleConfig, db: Path) -> Settings:
     return base.model_copy(update=update)
 
 
-def _unlink_db(db: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(db) + suffix).unlink(missing_ok=True)
-    shutil.rmtree(str(db) + ".ann", ignore_errors=True)  # the saved ANN indexes (Settings.ann_dir "auto")
+def _config_name(n: int, s: int) -> str:
+    return f"{n}-{s}"
 
 
-def _db_bytes(db: Path) -> dict:
+def _embed_name(mode: str) -> str:
+    return f"embed-{mode}"
+
+
+def _disk_bytes(mem: Memory, settings: Settings) -> dict:
+    """Size of the database: the SQLite file and its WAL, or the Postgres schema's tables and indexes."""
+    if settings.store == "postgres":
+        size = int(mem.store.stats()["file_bytes"])
+        return {"file_bytes": size, "wal_bytes": 0, "total_bytes": size}
+    db = settings.db
     main = db.stat().st_size if db.exists() else 0
-    wal = Path(str(db) + "-wal")
+    wal = Path(f"{db}-wal")
     wal_bytes = wal.stat().st_size if wal.exists() else 0
     return {"file_bytes": main, "wal_bytes": wal_bytes, "total_bytes": main + wal_bytes}
 
@@ -147,8 +158,11 @@ def _db_bytes(db: Path) -> dict:
 # ---------------------------------------------------------------------- the run
 
 
-def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None) -> dict:
-    """Run every (N, S) configuration and return the report (a JSON-ready dict)."""
+def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None, settings: Settings | None = None) -> dict:
+    """Run every (N, S) configuration and return the report (a JSON-ready dict).
+
+    `settings` (default: `Settings.load()`) name the store to measure and its caches; the benchmark's
+    databases sit beside the configured one (`BenchDatabases`)."""
     started = time.time()
     memories = sorted(set(cfg.memories))
     scopes = sorted(set(cfg.scopes))
@@ -157,13 +171,16 @@ def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None) -> dict:
     owned = cfg.db_dir is None
     workdir = Path(tempfile.mkdtemp(prefix="memstrata-scale-")) if owned else Path(cfg.db_dir)  # type: ignore[arg-type]
     workdir.mkdir(parents=True, exist_ok=True)
-    settings = _settings(cfg, workdir / "unused.db")
+    settings = _settings(cfg, settings or Settings.load())
+    dbs = BenchDatabases(settings, workdir, "scale")
+    made: list[str] = [_embed_name(mode) for mode in EMBED_MODES] if cfg.embed_sample else []
     inner = embedder or make_embedder(settings)
     report: dict[str, Any] = {
         "benchmark": "scale",
         "date": date.today().isoformat(),
         "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(cfg).items()},
         "embedder": inner.name,
+        "store": settings.store,
         "vector_cache_mb": settings.vector_cache_mb,
         "sqlite_synchronous": settings.sqlite_synchronous,
         "machine": machine_info(),
@@ -172,7 +189,7 @@ def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None) -> dict:
         with _progress(cfg.progress) as prog:
             pool_file, model_report = _prepare_pool(cfg, inner, workdir, prog)
             report["model"] = model_report
-            report["embedder_ingest"] = _embedder_ingest(cfg, inner, workdir, prog) if cfg.embed_sample else None
+            report["embedder_ingest"] = _embedder_ingest(cfg, inner, dbs, prog) if cfg.embed_sample else None
         runs: list[dict] = []
         seconds_per_memory: float | None = None
         for n in memories:
@@ -188,12 +205,13 @@ def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None) -> dict:
                                      "estimated_minutes": round(estimate, 1)})
                         continue
                 t0 = time.time()
+                made.append(_config_name(n, s))
                 if cfg.isolate:
                     ctx = multiprocessing.get_context("spawn")
                     with ProcessPoolExecutor(max_workers=1, mp_context=ctx) as ex:
-                        result = ex.submit(_run_config, cfg, n, s, str(workdir), str(pool_file), None).result()
+                        result = ex.submit(_run_config, cfg, n, s, dbs, str(pool_file), None).result()
                 else:
-                    result = _run_config(cfg, n, s, str(workdir), str(pool_file), inner)
+                    result = _run_config(cfg, n, s, dbs, str(pool_file), inner)
                 result["wall_seconds"] = round(time.time() - t0, 1)
                 # Time per memory grows a little with N; the estimate keeps the worst seen.
                 spm = result["wall_seconds"] / n
@@ -203,10 +221,7 @@ def run_scale(cfg: ScaleConfig, *, embedder: Embedder | None = None) -> dict:
         report["growth"] = _growth(runs)
     finally:
         if owned or not cfg.keep:
-            for p in workdir.glob("scale-*.db*"):
-                p.unlink(missing_ok=True)
-            for p in workdir.glob("embed-*.db*"):
-                p.unlink(missing_ok=True)
+            dbs.drop(made)
             Path(workdir / "pool.npz").unlink(missing_ok=True)
         if owned:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -240,7 +255,10 @@ def _prepare_pool(cfg: ScaleConfig, inner: Embedder, workdir: Path, prog: Any) -
     }
 
 
-def _embedder_ingest(cfg: ScaleConfig, inner: Embedder, workdir: Path, prog: Any) -> dict:
+EMBED_MODES = ("one_per_add", "batch_100")
+
+
+def _embedder_ingest(cfg: ScaleConfig, inner: Embedder, dbs: BenchDatabases, prog: Any) -> dict:
     """Memories per second through `Memory.add` with the real embedder (fresh texts, empty cache)."""
     pool_sentences = synth.sentences(cfg.pool, cfg.seed)
     pairs = synth.PairIndex(cfg.pool, cfg.seed)
@@ -249,11 +267,9 @@ def _embedder_ingest(cfg: ScaleConfig, inner: Embedder, workdir: Path, prog: Any
     texts = [synth.memory_text(pool_sentences, *pairs.pair(start + i)) for i in range(2 * cfg.embed_sample)]
     out: dict[str, Any] = {"memories": cfg.embed_sample,
                            "mean_words": round(sum(len(t.split()) for t in texts) / len(texts), 1)}
-    for mode, per_add, chunk_texts in (("one_per_add", 1, texts[: cfg.embed_sample]),
-                                       ("batch_100", 100, texts[cfg.embed_sample :])):
-        db = workdir / f"embed-{mode}.db"
-        _unlink_db(db)
-        mem = Memory(settings=_settings(cfg, db), embedder=inner)
+    for mode, per_add, chunk_texts in zip(EMBED_MODES, (1, 100), (texts[: cfg.embed_sample],
+                                                                   texts[cfg.embed_sample :])):
+        mem = Memory(settings=dbs.fresh(_embed_name(mode)), embedder=inner)
         task = prog.add_task(f"Memory.add ({mode.replace('_', ' ')})", total=len(chunk_texts))
         rates: list[float] = []
         # `repeats` consecutive slices, each timed on its own; the figure is their median.
@@ -270,7 +286,7 @@ def _embedder_ingest(cfg: ScaleConfig, inner: Embedder, workdir: Path, prog: Any
                 rates.append(len(idx) / (time.perf_counter() - t0))
         finally:
             mem.close()
-            _unlink_db(db)
+            dbs.drop([_embed_name(mode)])
         out[mode] = {"memories_per_s": round(median(rates) or 0.0, 1), "runs": [round(r, 1) for r in rates]}
     return out
 
@@ -287,28 +303,26 @@ def _user(s: int) -> str:
 
 
 def _run_config(
-    cfg: ScaleConfig, n: int, s: int, workdir: str, pool_file: str, embedder: Embedder | None
+    cfg: ScaleConfig, n: int, s: int, dbs: BenchDatabases, pool_file: str, embedder: Embedder | None
 ) -> dict:
     """Build one database of `n` memories over `s` scopes and measure it (runs in its own process)."""
     if cfg.blas_threads is None:
-        return _measure_config(cfg, n, s, workdir, pool_file, embedder)
+        return _measure_config(cfg, n, s, dbs, pool_file, embedder)
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(limits=cfg.blas_threads):
-        return _measure_config(cfg, n, s, workdir, pool_file, embedder)
+        return _measure_config(cfg, n, s, dbs, pool_file, embedder)
 
 
 def _measure_config(
-    cfg: ScaleConfig, n: int, s: int, workdir: str, pool_file: str, embedder: Embedder | None
+    cfg: ScaleConfig, n: int, s: int, dbs: BenchDatabases, pool_file: str, embedder: Embedder | None
 ) -> dict:
-    db = Path(workdir) / f"scale-{n}-{s}.db"
-    _unlink_db(db)
+    settings = dbs.fresh(_config_name(n, s))
     data = np.load(pool_file)
     pool_vecs, query_vecs = data["pool"], data["queries"]
     pool_sentences = synth.sentences(cfg.pool, cfg.seed)
     queries = synth.questions(cfg.queries, cfg.seed)
     pairs = synth.PairIndex(cfg.pool, cfg.seed)
-    settings = _settings(cfg, db)
     inner = embedder or make_embedder(settings)
     mem = Memory(settings=settings, embedder=inner)
     model = inner.name
@@ -350,7 +364,7 @@ def _measure_config(
             "last_batch_memories_per_s": round(rates[-1], 1),
             "batch": cfg.batch,
         }
-        result["disk"] = _db_bytes(db)
+        result["disk"] = _disk_bytes(mem, settings)
         result["disk"]["bytes_per_memory"] = round(result["disk"]["total_bytes"] / n, 1)
 
         rng = random.Random(f"memstrata-scale-queries-{cfg.seed}-{s}")
@@ -361,7 +375,7 @@ def _measure_config(
         result["vector_matrix_mb_per_scope"] = round(matrix_mb, 1)
         result["matrix_fits_cache"] = matrix_mb <= settings.vector_cache_mb
 
-        # First query of a scope loads its vectors from SQLite into memory.
+        # First query of a scope loads its vectors from the database into memory.
         t0 = time.perf_counter()
         mem.store.vector_search(query_vecs[0], model, Scope(user_id=_user(q_scopes[0])), filters, TOP_K)
         result["first_vector_search_s"] = round(time.perf_counter() - t0, 3)
@@ -437,7 +451,7 @@ def _measure_config(
                 row["ann_over_numpy_p50"] = ratio(row["vector"].get("p50_ms"), result["search"]["numpy_exact"]["p50_ms"])
         result["peak_rss_mb"] = round(peak_rss_mb(), 1)
     if not cfg.keep:
-        _unlink_db(db)
+        dbs.drop([_config_name(n, s)])
     return result
 
 
@@ -564,7 +578,9 @@ def scale_markdown(report: dict) -> str:
         out.append(f"`Memory.add` with the real embedder ({e['memories']} memories of ~{e['mean_words']} words, "
                    f"medians of {len(e['one_per_add']['runs'])} runs): {_f(e['one_per_add']['memories_per_s'], 1)}/s "
                    f"one per add, {_f(e['batch_100']['memories_per_s'], 1)}/s in adds of 100.")
-    out.append(f"Vector cache {report['vector_cache_mb']} MB; SQLite synchronous={report['sqlite_synchronous']}; "
+    store = ("Postgres (schemas memstrata_scale_*)" if report.get("store") == "postgres"
+             else f"SQLite synchronous={report['sqlite_synchronous']}")
+    out.append(f"Vector cache {report['vector_cache_mb']} MB; store: {store}; "
                f"BLAS threads for searches: {report['config'].get('blas_threads') or 'library default'}.\n")
     head = ["N", "scopes", "ingest /s", "disk MB", "B/memory", "vector p50/p95/p99 ms", "numpy p50/p95/p99 ms",
             "vector / numpy", "lexical p50/p99 ms", "Memory.search p50/p99 ms", "top-10 agree", "peak RSS MB"]
