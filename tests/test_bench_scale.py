@@ -101,12 +101,13 @@ def test_bench_scale_cli_writes_json(tmp_path: Path) -> None:
     result = CliRunner().invoke(
         bench_app,
         ["scale", "--memories", "200", "--scopes", "1,500", "--queries", "5", "--repeats", "1", "--embed-sample", "0",
-         "--pool", "30", "--out", str(out), "--quiet", "--max-minutes", "60"],
+         "--pool", "30", "--out", str(out), "--quiet", "--max-minutes", "60", "--ann-ef", "0"],
     )
     assert result.exit_code == 0, result.output
     report = json.loads(out.read_text())
     assert report["runs"][0]["memories"] == 200 and report["runs"][0]["topk_agreement"] == 1.0
     assert report["runs"][1]["skipped"] == "more scopes than memories"
+    assert "ann" not in report["runs"][0]  # --ann-ef 0: the ANN path is not measured
     assert "| 200 | 1 |" in result.stdout
 
 
@@ -131,8 +132,10 @@ def test_run_scale_on_postgres_measures_its_own_schemas(tmp_path: Path, embedder
         assert run["disk"]["total_bytes"] > 0 and run["topk_agreement"] == 1.0
         assert run["ann"]["rows"] == 200 and run["ann"]["by_ef"][0]["recall_at_10"] >= 0.9
     with psycopg.connect(url) as conn:
-        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname LIKE 'memstrata_scale_%'").fetchall()
-    assert left == []
+        left = conn.execute("SELECT nspname FROM pg_namespace WHERE nspname = ANY(%s)",
+                            [["memstrata_scale_200_1", "memstrata_scale_200_2", "memstrata_scale_embed_one_per_add",
+                              "memstrata_scale_embed_batch_100"]]).fetchall()
+    assert left == []  # the run's schemas are gone with it
     with Memory(settings=settings, embedder=embedder) as mem:  # the configured schema holds what it held
         assert [r.content for r in mem.list(user_id="owner", layers=[0]).items] == ["Ana keeps bees on the roof."]
         assert mem.store.scopes() == [Scope(user_id="owner")]

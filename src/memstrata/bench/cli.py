@@ -37,8 +37,8 @@ def _progress(quiet: bool) -> Progress | None:
     )
 
 
-def _ints(text: str, name: str) -> list[int]:
-    """``"100000,1000000"`` or ``"100k,1m"`` -> ints."""
+def _ints(text: str, name: str, minimum: int = 1) -> list[int]:
+    """``"100000,1000000"`` or ``"100k,1m"`` -> ints, each at least `minimum`."""
     out = []
     for part in text.split(","):
         part = part.strip().lower().replace("_", "")
@@ -53,8 +53,8 @@ def _ints(text: str, name: str) -> list[int]:
             value = int(float(part) * mult)
         except ValueError:
             raise typer.BadParameter(f"{name}: {part!r} is not a number (e.g. 250,500 or 100k,1m)") from None
-        if value < 1:
-            raise typer.BadParameter(f"{name}: values must be positive, got {value}")
+        if value < minimum:
+            raise typer.BadParameter(f"{name}: values must be at least {minimum}, got {value}")
         out.append(value)
     if not out:
         raise typer.BadParameter(f"{name}: give at least one value")
@@ -174,7 +174,7 @@ def scale_cmd(
         vector_cache_mb=vector_cache_mb,
         max_minutes=max_minutes,
         blas_threads=blas_threads or None,
-        ann_expansion_search=[ef for ef in _ints(ann_ef, "--ann-ef") if ef > 0],
+        ann_expansion_search=[ef for ef in _ints(ann_ef, "--ann-ef", minimum=0) if ef > 0],
         ann_cache_mb=ann_cache_mb,
         db_dir=db,
         keep=keep,

@@ -364,6 +364,8 @@ def _measure_config(
             "last_batch_memories_per_s": round(rates[-1], 1),
             "batch": cfg.batch,
         }
+        # planner statistics, as an import leaves them (`Store.analyze`; autovacuum would get there later)
+        mem.store.analyze()
         result["disk"] = _disk_bytes(mem, settings)
         result["disk"]["bytes_per_memory"] = round(result["disk"]["total_bytes"] / n, 1)
 

@@ -68,16 +68,20 @@ class Bm25Stats:
 def bm25_sql(terms: int, where: str, fwhere: str) -> str:
     """The ranking query: matches of the OR of `terms` phrases in the scope (`where`, `fwhere`),
     scored by BM25 from (lexeme, idf) arrays and the average length. Parameters, in order: the terms,
-    lexemes, idfs, average length, the scope's and filters' parameters, the limit."""
+    lexemes, idfs, average length, the scope's and filters' parameters, the limit.
+
+    A matching record's tsvector is unnested and only the query's lexemes kept; a lexeme's idf is read
+    from the array by position and its tf counted from its weights array, so the plan has no join (a
+    join of the unnested lexemes with the query's let the planner, which expects one row, loop over
+    every pair)."""
     return (
         f"WITH q AS (SELECT {tsquery_sql(terms)} AS q), "
-        "w AS (SELECT * FROM unnest(%s::text[], %s::float8[]) AS w(lexeme, idf)), "
-        "n AS (SELECT greatest(%s::float8, 1) AS avglen) "
-        f"SELECT r.id, sum(w.idf * t.tf * {K1 + 1} / (t.tf + {K1} * ({1 - B} + {B} * r.doc_len / n.avglen))) AS s "
-        "FROM records r CROSS JOIN q CROSS JOIN n "
-        "CROSS JOIN LATERAL (SELECT u.lexeme, (SELECT sum(CASE x WHEN 'B' THEN "
-        f"{TS_WEIGHT_B} ELSE 1.0 END) FROM unnest(u.weights) AS x) AS tf FROM unnest(r.tsv) AS u) t "
-        "JOIN w ON w.lexeme = t.lexeme "
+        "w AS (SELECT %s::text[] AS lexemes, %s::float8[] AS idfs, greatest(%s::float8, 1) AS avglen) "
+        f"SELECT r.id, sum(t.idf * t.tf * {K1 + 1} / (t.tf + {K1} * ({1 - B} + {B} * r.doc_len / w.avglen))) AS s "
+        "FROM records r CROSS JOIN q CROSS JOIN w "
+        "CROSS JOIN LATERAL (SELECT w.idfs[array_position(w.lexemes, u.lexeme)] AS idf, "
+        f"cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')) AS tf "
+        "FROM unnest(r.tsv) AS u WHERE u.lexeme = ANY(w.lexemes)) t "
         f"WHERE r.tsv @@ q.q AND {where}" + (f" AND {fwhere}" if fwhere else "")
         + " GROUP BY r.rid, r.id ORDER BY s DESC, r.rid LIMIT %s"
     )
