@@ -98,6 +98,7 @@ def test_ann_top10_agrees_with_the_exact_scan(loaded) -> None:
     assert np.mean(overlap) >= 0.9, overlap
     [stats] = store.ann.stats()
     assert stats["rows"] == N and stats["builds"] == 1 and stats["nbytes"] > N * DIM * 4
+    assert stats["nbytes"] < 3 * N * DIM * 4  # what the index holds, not the capacity usearch reserved
 
 
 def test_a_restrictive_filter_returns_the_exact_results(loaded) -> None:

@@ -68,7 +68,7 @@ class Settings(BaseSettings):
         "once it is built in the background; 0 or negative: always the exact scan"
     )
     ann_expansion_search: int = Field(128, ge=1, le=4096, description="HNSW search beam (ef): higher is slower and closer to exact")
-    ann_cache_mb: int = Field(1024, ge=0, description="memory for the HNSW indexes of large scopes (about 2.8 KB per 384-d vector)")
+    ann_cache_mb: int = Field(1024, ge=0, description="memory for the HNSW indexes of large scopes (about 1.7 KB per 384-d vector)")
     ann_dir: str | None = Field(
         "auto", description="directory where HNSW indexes are saved, so a new process loads them instead of building "
         "them again; 'auto': `<db>.ann` beside the SQLite file, and none with store = 'postgres' (a delete made on "
