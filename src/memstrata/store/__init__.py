@@ -52,7 +52,6 @@ def open_store(settings: Settings, clock: Callable[[], float] | None = None) -> 
     )
 
 
-
 def _postgres_url(settings: Settings) -> str:
     if not settings.postgres_url:
         raise ConfigError(

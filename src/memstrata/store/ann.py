@@ -122,8 +122,8 @@ class AnnIndex:
     @property
     def nbytes(self) -> int:
         """Memory the index holds: its vectors and graph as saved (usearch's `memory_usage` also counts
-        reserved capacity, 16 MB for an index of 100 vectors and about twice the rows' size at 20k,
-        which would leave much of `ann_cache_mb` unused), plus the row ids and fingerprints."""
+        reserved capacity, many times the rows' size for a small index, which would leave much of
+        `ann_cache_mb` unused), plus the row ids and fingerprints."""
         graph = self._index.serialized_length if self._index is not None else 0
         return int(graph + self._rids.nbytes + self._prints.nbytes)
 
