@@ -14,7 +14,7 @@ import pytest
 
 from memstrata import Memory, NotFound, Settings
 from memstrata.errors import ConfigError, StoreError
-from memstrata.model import Scope
+from memstrata.model import Scope, SearchFilters
 from memstrata.store import open_store
 from test_memory import CHAT
 
@@ -526,5 +526,79 @@ def test_touch_gives_way_to_a_writer_holding_the_row(pg_schema):
             assert store.touch({second: 0.5}, Scope(user_id="ana"), 1.0) == 1, "an unlocked row is touched"
             holder.rollback()
         assert store.touch({first: 0.5}, Scope(user_id="ana"), 1.0) == 1
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------------- the posting table (schema v3)
+
+
+def _postings(store) -> set[tuple[str, str, float]]:
+    """(record id, lexeme, tf) of every posting."""
+    return {(i, lex, float(tf)) for i, lex, tf in store._read(
+        "SELECT r.id, p.lexeme, p.tf FROM postings p JOIN records r ON r.rid = p.rid")}
+
+
+def _postings_from_tsv(store) -> set[tuple[str, str, float]]:
+    """The postings the records' tsvectors call for (a speaker's occurrence counts half)."""
+    return {(i, lex, float(tf)) for i, lex, tf in store._read(
+        "SELECT r.id, u.lexeme, cardinality(u.weights) - 0.5 * cardinality(array_positions(u.weights, 'B')) "
+        "FROM records r CROSS JOIN LATERAL unnest(r.tsv) AS u")}
+
+
+def test_postings_follow_every_write_and_not_the_reads(memory: Memory):
+    """Triggers keep the posting table equal to what the records' text calls for, through adds, an
+    update and deletes; the strength and access updates of reads leave its rows in place."""
+    store = memory.store
+    first = memory.add([{"role": "user", "speaker": "Ana", "content": "Pottery class on Saturday, pottery is fun"},
+                        {"role": "user", "speaker": "Bo", "content": "I repaired the kiln with Ana"}], user_id="ana")
+    memory.add("The garden needs water", user_id="ana", agent_id="helper")
+    assert _postings(store) and _postings(store) == _postings_from_tsv(store)
+    assert ("potteri", 2.0) in {(lex, tf) for i, lex, tf in _postings(store) if i == first.ids[0]}
+    assert ("ana", 0.5) in {(lex, tf) for i, lex, tf in _postings(store) if i == first.ids[0]}
+
+    rows = sorted(store._read("SELECT ctid::text, rid, lexeme FROM postings"))
+    memory.context("pottery kiln", user_id="ana", budget_tokens=200)  # reinforces what it shows
+    assert sorted(store._read("SELECT ctid::text, rid, lexeme FROM postings")) == rows, "a read rewrote postings"
+
+    memory.update(first.ids[1], user_id="ana", content="I glazed the vase with Ana")
+    assert _postings(store) == _postings_from_tsv(store)
+    assert [i for i, _ in store.lexical_search(["kiln"], Scope(user_id="ana"), SearchFilters(layers=[0]), 5)] == []
+    assert [i for i, _ in store.lexical_search(["glazed"], Scope(user_id="ana"), SearchFilters(layers=[0]), 5)] \
+        == [first.ids[1]]
+
+    memory.delete(first.ids[0], user_id="ana")
+    assert _postings(store) == _postings_from_tsv(store)
+    assert not [p for p in _postings(store) if p[0] == first.ids[0]]
+    memory.delete_all(user_id="ana")
+    assert _postings(store) == set()
+
+
+def test_a_version_2_schema_gets_its_postings_when_opened(pg_schema, embedder, monkeypatch):
+    """A store written before the posting table (schema v2) is migrated on open: its records' postings
+    are filled in, and lexical search finds them (the one with both words first)."""
+    import memstrata.store.postgres as pg
+    from memstrata.store.postgres import PostgresStore
+    from test_store import episode, put
+
+    url, schema = pg_schema
+    records = [episode("pottery class on saturday, pottery is fun", speaker="Ana"),
+               episode("the garden needs water", speaker="Bo"), episode("water the pottery", speaker="Ana")]
+    monkeypatch.setattr(pg, "CURRENT_VERSION", 2)
+    old = PostgresStore(url, schema=schema)
+    try:
+        put(old, embedder, records)
+        tables = {t for (t,) in old._read(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = %s", [schema])}
+        assert "postings" not in tables
+    finally:
+        old.close()
+    monkeypatch.undo()
+    store = PostgresStore(url, schema=schema)
+    try:
+        assert store._read("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(pg.CURRENT_VERSION),)]
+        assert _postings(store) == _postings_from_tsv(store) and len(_postings(store)) > 0
+        got = store.lexical_search(["pottery", "water"], Scope(user_id="ana"), SearchFilters(), 10)
+        assert got[0][0] == records[2].id and {i for i, _ in got} == {r.id for r in records}
     finally:
         store.close()

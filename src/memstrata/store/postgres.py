@@ -1,7 +1,7 @@
 """The Postgres store: several processes or machines over one database (docs/postgres.md).
 
 Records, sources, links, history and caches are tables as in the SQLite backend; the lexical index
-is a tsvector column (GIN); vectors are float32 bytes searched in process by the shared exact path
+is a posting table kept by triggers from a tsvector column; vectors are float32 bytes searched in process by the shared exact path
 (store/vecpath.py), each process caching a scope's matrix under the scope's version stamp, which
 every write bumps inside its transaction.
 """
@@ -525,10 +525,11 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
             return []  # only stop words
         owner = _owner(scope)
         idf, avglen = self._bm25.idf(self._read, owner, self._scope_version(owner), lexemes)
+        owhere, oparams = scope_sql(owner, "p")
         where, params = scope_sql(scope)
         fwhere, fparams = filter_sql(filters)
-        rows = self._read(bm25_sql(len(terms), where, fwhere),
-                          [*terms, lexemes, [idf[x] for x in lexemes], avglen, *params, *fparams, limit])
+        rows = self._read(bm25_sql(len(terms), owhere, where, fwhere),
+                          [*terms, lexemes, [idf[x] for x in lexemes], avglen, *oparams, *params, *fparams, limit])
         return [(rid, float(score)) for rid, score in rows]
 
     # ------------------------------------------------------------------ links and scopes

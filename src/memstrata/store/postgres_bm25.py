@@ -1,9 +1,13 @@
-"""BM25 over the Postgres store's tsvector column, computed as SQLite's FTS5 bm25() does.
+"""BM25 over the Postgres store's posting table, computed as SQLite's FTS5 bm25() does.
 
 score(d) = sum over the query's lexemes of idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avglen)),
 with tf the lexeme's occurrences in d weighted by field (speaker 0.5, the rest 1.0), idf =
 log((N - df + 0.5) / (df + 0.5)) (at least 1e-6, as FTS5), and N, df and avglen counted over the
 user's/agent's records. Those counts are cached per process under the scope's version stamp.
+
+The postings (schema v3) hold each record's lexemes with their weighted tf and the record's length, so a
+query reads the index ranges of its own lexemes in the owner's postings, not the whole tsvector of every
+record that matches one of them.
 """
 
 from __future__ import annotations
@@ -47,11 +51,12 @@ class Bm25Stats:
             entry = (version, int(docs), float(avglen), {})
         missing = [x for x in lexemes if x not in entry[3]]
         if missing:
-            entry[3].update(read(
-                f"SELECT l, (SELECT count(*) FROM records r WHERE r.tsv @@ quote_literal(l)::tsquery AND {where}) "
-                "FROM unnest(%s::text[]) AS l",
-                [*params, missing],
+            pwhere, pparams = scope_sql(owner, "p")
+            counts = dict(read(
+                f"SELECT p.lexeme, count(*) FROM postings p WHERE {pwhere} AND p.lexeme = ANY(%s) GROUP BY p.lexeme",
+                [*pparams, missing],
             ))
+            entry[3].update((x, int(counts.get(x, 0))) for x in missing)
         with self._lock:
             self._scopes[key] = entry
             self._scopes.move_to_end(key)
@@ -65,23 +70,21 @@ class Bm25Stats:
             self._scopes.clear()
 
 
-def bm25_sql(terms: int, where: str, fwhere: str) -> str:
-    """The ranking query: matches of the OR of `terms` phrases in the scope (`where`, `fwhere`),
-    scored by BM25 from (lexeme, idf) arrays and the average length. Parameters, in order: the terms,
-    lexemes, idfs, average length, the scope's and filters' parameters, the limit.
+def bm25_sql(terms: int, owner_where: str, where: str, fwhere: str) -> str:
+    """The ranking query: BM25 scores summed over the owner's postings (`owner_where`, on alias p) of the
+    query's lexemes, best first; then each record in that order is checked against the scope and filters
+    (`where`, `fwhere`) and against the OR of the `terms` phrases, until `limit` pass. Parameters, in
+    order: the terms, lexemes, idfs, average length, the owner's, scope's and filters' parameters, the limit.
 
-    A matching record's tsvector is unnested and only the query's lexemes kept; a lexeme's idf is read
-    from the array by position and its tf counted from its weights array, so the plan has no join (a
-    join of the unnested lexemes with the query's let the planner, which expects one row, loop over
-    every pair)."""
+    Checking records in score order (a nested loop under the limit) reads about `limit` records, where a
+    filter before ranking would read every record that shares a lexeme with the query."""
     return (
         f"WITH q AS (SELECT {tsquery_sql(terms)} AS q), "
-        "w AS (SELECT %s::text[] AS lexemes, %s::float8[] AS idfs, greatest(%s::float8, 1) AS avglen) "
-        f"SELECT r.id, sum(t.idf * t.tf * {K1 + 1} / (t.tf + {K1} * ({1 - B} + {B} * r.doc_len / w.avglen))) AS s "
-        "FROM records r CROSS JOIN q CROSS JOIN w "
-        "CROSS JOIN LATERAL (SELECT w.idfs[array_position(w.lexemes, u.lexeme)] AS idf, "
-        f"cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')) AS tf "
-        "FROM unnest(r.tsv) AS u WHERE u.lexeme = ANY(w.lexemes)) t "
-        f"WHERE r.tsv @@ q.q AND {where}" + (f" AND {fwhere}" if fwhere else "")
-        + " GROUP BY r.rid, r.id ORDER BY s DESC, r.rid LIMIT %s"
+        "w AS (SELECT %s::text[] AS lexemes, %s::float8[] AS idfs, greatest(%s::float8, 1) AS avglen), "
+        "t AS MATERIALIZED (SELECT p.rid, "
+        f"sum(x.idf * p.tf * {K1 + 1} / (p.tf + {K1} * ({1 - B} + {B} * p.doc_len::float8 / w.avglen))) AS s "
+        "FROM w CROSS JOIN LATERAL unnest(w.lexemes, w.idfs) AS x(lexeme, idf) "
+        f"JOIN postings p ON p.lexeme = x.lexeme AND {owner_where} GROUP BY p.rid ORDER BY s DESC, p.rid) "
+        "SELECT r.id, t.s FROM t CROSS JOIN q CROSS JOIN LATERAL (SELECT r.id FROM records r WHERE r.rid = t.rid "
+        f"AND r.tsv @@ q.q AND {where}" + (f" AND {fwhere}" if fwhere else "") + ") r LIMIT %s"
     )

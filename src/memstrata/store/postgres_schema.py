@@ -3,7 +3,8 @@
 The same tables as the SQLite schema (store/sqlite_schema.py), with Postgres types: times are epoch
 seconds (double precision), JSON fields are text as SQLite keeps them (metadata filters cast to
 jsonb), vectors are float32 bytes (bytea; pgvector is not required), and the lexical index is a
-stored tsvector column with a GIN index.
+stored tsvector column, and a posting table (one row per record and lexeme, kept by
+triggers) that BM25 ranks from (store/postgres_bm25.py).
 """
 
 from __future__ import annotations
@@ -144,10 +145,59 @@ MIGRATIONS: list[str] = [
         revoked_at double precision
     );
     """,
+    # v3: postings, the lexical index as BM25 reads it: one row per (record, lexeme) with the lexeme's
+    # weighted term frequency and the record's length, its owner copied so one index range holds a user's
+    # (or agent's) postings of a lexeme. Triggers keep it: inserts a statement at a time, an update when
+    # the indexed text changes (not the strength and access updates every search makes); deletes cascade.
+    # The GIN index on tsv goes: no query reads it any more.
+    f"""
+    DROP INDEX records_tsv;
+    CREATE TABLE postings (
+        rid      bigint NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        user_id  text,
+        agent_id text,
+        lexeme   text NOT NULL,
+        tf       real NOT NULL,
+        doc_len  integer NOT NULL,
+        PRIMARY KEY (rid, lexeme)
+    );
+    CREATE INDEX postings_by_user ON postings(user_id, lexeme) INCLUDE (rid, tf, doc_len);
+    CREATE INDEX postings_by_agent ON postings(agent_id, lexeme) INCLUDE (rid, tf, doc_len)
+        WHERE agent_id IS NOT NULL;
+
+    CREATE FUNCTION postings_of_new_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO postings
+        SELECT n.rid, n.user_id, n.agent_id, u.lexeme,
+               cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')), n.doc_len
+        FROM new_records n CROSS JOIN LATERAL unnest(n.tsv) AS u;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_postings_insert AFTER INSERT ON records
+        REFERENCING NEW TABLE AS new_records FOR EACH STATEMENT EXECUTE FUNCTION postings_of_new_records();
+
+    CREATE FUNCTION postings_of_changed_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        DELETE FROM postings WHERE rid = NEW.rid;
+        INSERT INTO postings
+        SELECT NEW.rid, NEW.user_id, NEW.agent_id, u.lexeme,
+               cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')), NEW.doc_len
+        FROM unnest(NEW.tsv) AS u;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_postings_update AFTER UPDATE OF content, speaker, keywords, entities, user_id, agent_id
+        ON records FOR EACH ROW WHEN (OLD.tsv IS DISTINCT FROM NEW.tsv OR OLD.user_id IS DISTINCT FROM NEW.user_id
+        OR OLD.agent_id IS DISTINCT FROM NEW.agent_id) EXECUTE FUNCTION postings_of_changed_record();
+
+    INSERT INTO postings
+    SELECT r.rid, r.user_id, r.agent_id, u.lexeme,
+           cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')), r.doc_len
+    FROM records r CROSS JOIN LATERAL unnest(r.tsv) AS u;
+    """,
 ]
 
 #: Every table of memories and their indexes, children first (the order `reset` empties them in); not
 #: meta, scope_versions (bumped, never emptied) nor api_keys.
-TABLES = ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "organise_state")
+TABLES = ("links", "sources", "vectors", "postings", "records", "history", "audit", "embed_cache", "organise_state")
 
 CURRENT_VERSION = len(MIGRATIONS)
