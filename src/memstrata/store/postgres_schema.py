@@ -147,20 +147,21 @@ MIGRATIONS: list[str] = [
     """,
     # v3: postings, the lexical index as BM25 reads it: one row per (record, lexeme) with the lexeme's
     # weighted term frequency and the record's length, its owner copied so one index range holds a user's
-    # (or agent's) postings of a lexeme. Triggers keep it: inserts a statement at a time, an update when
-    # the indexed text changes (not the strength and access updates every search makes); deletes cascade.
+    # (or agent's) postings of a lexeme. Triggers keep it: inserts and deletes a statement at a time, an
+    # update when the indexed text changes (not the strength and access updates every search makes). No
+    # foreign key: its check of every posting row slowed bulk puts, and the delete trigger does its work.
     # The GIN index on tsv goes: no query reads it any more.
     f"""
     DROP INDEX records_tsv;
     CREATE TABLE postings (
-        rid      bigint NOT NULL REFERENCES records(rid) ON DELETE CASCADE,
+        rid      bigint NOT NULL,
         user_id  text,
         agent_id text,
         lexeme   text NOT NULL,
         tf       real NOT NULL,
-        doc_len  integer NOT NULL,
-        PRIMARY KEY (rid, lexeme)
+        doc_len  integer NOT NULL
     );
+    CREATE INDEX postings_by_record ON postings(rid);
     CREATE INDEX postings_by_user ON postings(user_id, lexeme) INCLUDE (rid, tf, doc_len);
     CREATE INDEX postings_by_agent ON postings(agent_id, lexeme) INCLUDE (rid, tf, doc_len)
         WHERE agent_id IS NOT NULL;
@@ -185,6 +186,14 @@ MIGRATIONS: list[str] = [
         FROM unnest(NEW.tsv) AS u;
         RETURN NULL;
     END $$;
+    CREATE FUNCTION postings_of_deleted_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        DELETE FROM postings WHERE rid IN (SELECT o.rid FROM old_records o);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_postings_delete AFTER DELETE ON records
+        REFERENCING OLD TABLE AS old_records FOR EACH STATEMENT EXECUTE FUNCTION postings_of_deleted_records();
+
     CREATE TRIGGER records_postings_update AFTER UPDATE OF content, speaker, keywords, entities, user_id, agent_id
         ON records FOR EACH ROW WHEN (OLD.tsv IS DISTINCT FROM NEW.tsv OR OLD.user_id IS DISTINCT FROM NEW.user_id
         OR OLD.agent_id IS DISTINCT FROM NEW.agent_id) EXECUTE FUNCTION postings_of_changed_record();
