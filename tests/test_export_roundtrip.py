@@ -123,3 +123,50 @@ def test_export_import_roundtrip_then_reembed(tmp_path, embedder):
     import_file(third, path)
     assert third.store.vector_models() == {"minilm-192": count}
     assert [r.model_dump(mode="json") for r in third.list(**ANA, limit=1000).items] == before["records"]
+
+
+def test_a_sqlite_import_leaves_planner_statistics(tmp_path, embedder, monkeypatch):
+    """A bulk import into SQLite refreshes the planner's statistics: the records table's indexes get
+    rows in sqlite_stat1. So does `analyze()` after a bulk `put` that ran no query (`PRAGMA optimize`,
+    which analyses what the connection's queries asked for, left the table without any there)."""
+    import sqlite3
+
+    import memstrata.transfer as transfer
+
+    src = Memory(settings=Settings(db=tmp_path / "src.db"), embedder=embedder)
+    dst = Memory(settings=Settings(db=tmp_path / "dst.db"), embedder=embedder)
+    try:
+        src.add("I moved to Lisbon. My dog Bolt loves the beach.", user_id="ana", session_id="s1")
+        count = export_jsonl(src, tmp_path / "ana.jsonl", user_id="ana")
+
+        def analysed() -> set[str]:
+            conn = sqlite3.connect(tmp_path / "dst.db")
+            try:
+                if not conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
+                    return set()
+                return {t for (t,) in conn.execute("SELECT DISTINCT tbl FROM sqlite_stat1")}
+            finally:
+                conn.close()
+
+        monkeypatch.setattr(transfer, "ANALYZE_AFTER", count + 1)
+        import_file(dst, tmp_path / "ana.jsonl", user_id="ben")  # below the threshold
+        assert "records" not in analysed()
+        monkeypatch.setattr(transfer, "ANALYZE_AFTER", count)
+        import_file(dst, tmp_path / "ana.jsonl", user_id="cy", new_ids=True)
+        assert "records" in analysed()
+    finally:
+        src.close()
+        dst.close()
+
+    from memstrata.store.sqlite import SQLiteStore
+    from test_store import episode, put
+
+    store = SQLiteStore(tmp_path / "bulk.db")
+    try:
+        put(store, embedder, [episode(f"bulk record {i} about tea") for i in range(50)])
+        store.analyze()
+        conn = sqlite3.connect(tmp_path / "bulk.db")
+        assert conn.execute("SELECT count(*) FROM sqlite_stat1 WHERE tbl = 'records'").fetchone()[0] > 0
+        conn.close()
+    finally:
+        store.close()

@@ -42,6 +42,8 @@ from .vecpath import ExactVectorSearch
 T = TypeVar("T")
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
+#: Rows `analyze()` samples per index (SQLite's `analysis_limit`): approximate statistics at a bounded cost.
+ANALYSIS_LIMIT = 1000
 _state_key = state_key
 
 
@@ -721,9 +723,12 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
         return problems
 
     def analyze(self) -> None:
-        """`PRAGMA optimize`: SQLite's own choice of the statistics worth refreshing (cheap)."""
+        """`ANALYZE` with SQLite's sampling limit (`analysis_limit`), so a large file costs a bounded read
+        per index. (`PRAGMA optimize` analyses what the connection's past queries asked for: after a bulk
+        `put` that ran none, the records table was left without statistics.)"""
         with self._lock:
-            self._conn.execute("PRAGMA optimize")
+            self._conn.execute(f"PRAGMA analysis_limit = {ANALYSIS_LIMIT}")
+            self._conn.execute("ANALYZE")
 
     def vacuum(self) -> None:
         """Rewrite the file so deleted bytes are gone from disk (lexical index merged, free pages dropped)."""
