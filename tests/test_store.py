@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 from memstrata.errors import NotFound, SchemaTooNew, StoreCorrupt
 from memstrata.ids import new_id
 from memstrata.model import Episode, Note, Scope, SearchFilters, cache_key, text_hash
+from memstrata.server.keys import KeyStore
 from memstrata.store.sqlite import SQLiteStore
 
 BACKENDS = ["sqlite", "postgres"]
@@ -238,6 +240,38 @@ def test_vector_cache_sees_writes_from_another_connection(tmp_path, embedder):
     assert len(b.vector_search(q, embedder.name, ANA, SearchFilters(), 10)) == 2
     a.close()
     b.close()
+
+
+def _open_at_once(path, opener, barrier, results) -> None:
+    barrier.wait()
+    try:
+        opener(path).close()
+        results.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts on it
+        results.put(f"{type(exc).__name__}: {exc}")
+
+
+@pytest.mark.parametrize("opener", [SQLiteStore, KeyStore], ids=["memory store", "key store"])
+def test_processes_opening_one_new_file_at_once_all_succeed(tmp_path, opener):
+    """Server workers start together on a file none of them has created: the journal-mode switch and the
+    schema must wait for each other, never answer "database is locked" (nor call the file damaged)."""
+    ctx = multiprocessing.get_context("fork")
+    failures = []
+    for round_ in range(12):
+        barrier, results = ctx.Barrier(3), ctx.Queue()
+        path = tmp_path / f"r{round_}.db"
+        procs = [ctx.Process(target=_open_at_once, args=(path, opener, barrier, results)) for _ in range(3)]
+        for proc in procs:
+            proc.start()
+        outcomes = [results.get(timeout=60) for _ in procs]
+        for proc in procs:
+            proc.join(timeout=60)
+        failures += [o for o in outcomes if o != "ok"]
+    assert failures == []
+    if opener is SQLiteStore:
+        reopened = SQLiteStore(tmp_path / "r0.db")
+        assert reopened.integrity_check() == []
+        reopened.close()
 
 
 def test_opening_bad_files(tmp_path):

@@ -103,9 +103,12 @@ class KeyStore:
         try:
             self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
             self._conn.execute("PRAGMA busy_timeout = 10000")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open the key store {path}: {exc}") from None
+        try:  # retried: two processes opening a new file at once can meet "database is locked" here
             if str(path) != ":memory:":
-                self._conn.execute("PRAGMA journal_mode = WAL")
-            self._conn.execute(_SCHEMA)
+                self._query("PRAGMA journal_mode = WAL")
+            self._query(_SCHEMA)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot open the key store {path}: {exc}") from None
         if str(path) != ":memory:":

@@ -87,13 +87,9 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_ms)}")
             self._conn.execute("PRAGMA foreign_keys = ON")
-            self._check_identity()  # before anything writes: a foreign file stays byte-identical
-            if str(self.path) != ":memory:":
-                mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if mode.lower() != "wal":
-                    raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
-            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._migrate()
+            # Retried as a whole: when several processes open one new file at once, the journal-mode switch and
+            # WAL recovery can answer "database is locked" without waiting out busy_timeout.
+            self._retry(lambda: self._prepare(synchronous))
         except sqlite3.DatabaseError as exc:
             self._conn.close()
             raise StoreCorrupt(
@@ -104,6 +100,15 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
             raise
 
     # ------------------------------------------------------------------ opening
+
+    def _prepare(self, synchronous: str) -> None:
+        self._check_identity()  # before anything writes: a foreign file stays byte-identical
+        if str(self.path) != ":memory:":
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._migrate()
 
     def _check_file(self) -> None:
         if str(self.path) == ":memory:" or not self.path.exists():
