@@ -75,7 +75,8 @@ def test_run_scale_reports_every_figure(tmp_path: Path, embedder) -> None:
     assert [(r["memories"], r["scopes"]) for r in runs] == [(300, 1), (300, 3), (600, 1), (600, 3)]
     for r in runs:
         assert r["ingest"]["memories_per_s"] > 0 and r["disk"]["total_bytes"] > 0 and r["peak_rss_mb"] > 0
-        for key in ("store_vector", "store_lexical", "memory_search_hybrid", "numpy_exact"):
+        for key in ("store_vector", "store_lexical", "memory_search_hybrid", "numpy_exact", "store_put_one",
+                    "store_vector_after_write", "store_lexical_after_write"):
             s = r["search"][key]
             assert s["n"] == 10 and 0 <= s["p50_ms"] <= s["p95_ms"] <= s["p99_ms"]
         assert r["search"]["store_vector"]["runs"] == 2

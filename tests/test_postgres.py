@@ -546,37 +546,60 @@ def _postings_from_tsv(store) -> set[tuple[str, str, float]]:
         "FROM records r CROSS JOIN LATERAL unnest(r.tsv) AS u")}
 
 
+def _lengths(store) -> set[tuple[str | None, str | None, int, int]]:
+    """(user_id, agent_id, documents, total length) per owner as `record_lengths` keeps them (owners with none left out)."""
+    return {(u or None, a or None, int(d), int(t)) for u, a, d, t in store._read(
+        "SELECT user_id, agent_id, docs, total_len FROM record_lengths WHERE docs <> 0")}
+
+
+def _lengths_from_records(store) -> set[tuple[str | None, str | None, int, int]]:
+    return {(u, a, int(d), int(t)) for u, a, d, t in store._read(
+        "SELECT user_id, agent_id, count(*), sum(doc_len) FROM records GROUP BY user_id, agent_id")}
+
+
+def _index_agrees(store) -> bool:
+    """Postings and per-owner lengths are what the records call for."""
+    return _postings(store) == _postings_from_tsv(store) and _lengths(store) == _lengths_from_records(store)
+
+
 def test_postings_follow_every_write_and_not_the_reads(memory: Memory):
-    """Triggers keep the posting table equal to what the records' text calls for, through adds, an
-    update and deletes; the strength and access updates of reads leave its rows in place."""
+    """Triggers keep the posting table and the per-owner lengths equal to what the records' text calls
+    for, through adds, an update and deletes; the strength and access updates of reads leave their rows
+    in place."""
     store = memory.store
     first = memory.add([{"role": "user", "speaker": "Ana", "content": "Pottery class on Saturday, pottery is fun"},
                         {"role": "user", "speaker": "Bo", "content": "I repaired the kiln with Ana"}], user_id="ana")
     memory.add("The garden needs water", user_id="ana", agent_id="helper")
-    assert _postings(store) and _postings(store) == _postings_from_tsv(store)
+    memory.add("The helper waters the garden at dawn", agent_id="helper")
+    assert _postings(store) and _index_agrees(store)
+    assert {(u, a) for u, a, _, _ in _lengths(store)} == {("ana", None), ("ana", "helper"), (None, "helper")}
     assert ("potteri", 2.0) in {(lex, tf) for i, lex, tf in _postings(store) if i == first.ids[0]}
     assert ("ana", 0.5) in {(lex, tf) for i, lex, tf in _postings(store) if i == first.ids[0]}
 
     rows = sorted(store._read("SELECT ctid::text, rid, lexeme FROM postings"))
+    lengths = sorted(store._read("SELECT ctid::text, docs FROM record_lengths"))
     memory.context("pottery kiln", user_id="ana", budget_tokens=200)  # reinforces what it shows
     assert sorted(store._read("SELECT ctid::text, rid, lexeme FROM postings")) == rows, "a read rewrote postings"
+    assert sorted(store._read("SELECT ctid::text, docs FROM record_lengths")) == lengths, "a read rewrote lengths"
 
-    memory.update(first.ids[1], user_id="ana", content="I glazed the vase with Ana")
-    assert _postings(store) == _postings_from_tsv(store)
+    memory.update(first.ids[1], user_id="ana", content="I glazed the vase with Ana, twice, in the morning")
+    assert _index_agrees(store)
     assert [i for i, _ in store.lexical_search(["kiln"], Scope(user_id="ana"), SearchFilters(layers=[0]), 5)] == []
     assert [i for i, _ in store.lexical_search(["glazed"], Scope(user_id="ana"), SearchFilters(layers=[0]), 5)] \
         == [first.ids[1]]
 
     memory.delete(first.ids[0], user_id="ana")
-    assert _postings(store) == _postings_from_tsv(store)
+    assert _index_agrees(store)
     assert not [p for p in _postings(store) if p[0] == first.ids[0]]
     memory.delete_all(user_id="ana")
-    assert _postings(store) == set()
+    assert _index_agrees(store) and {(u, a) for u, a, _, _ in _lengths(store)} == {(None, "helper")}
+    memory.delete_all(agent_id="helper")
+    assert _postings(store) == set() and _lengths(store) == set()
 
 
-def test_a_version_2_schema_gets_its_postings_when_opened(pg_schema, embedder, monkeypatch):
+def test_a_version_2_schema_gets_its_postings_and_lengths_when_opened(pg_schema, embedder, monkeypatch):
     """A store written before the posting table (schema v2) is migrated on open: its records' postings
-    are filled in, and lexical search finds them (the one with both words first)."""
+    and per-owner lengths are filled in, and lexical search finds them (the one with both words first)."""
     import memstrata.store.postgres as pg
     from memstrata.store.postgres import PostgresStore
     from test_store import episode, put
@@ -597,7 +620,7 @@ def test_a_version_2_schema_gets_its_postings_when_opened(pg_schema, embedder, m
     store = PostgresStore(url, schema=schema)
     try:
         assert store._read("SELECT value FROM meta WHERE key = 'schema_version'") == [(str(pg.CURRENT_VERSION),)]
-        assert _postings(store) == _postings_from_tsv(store) and len(_postings(store)) > 0
+        assert _index_agrees(store) and len(_postings(store)) > 0 and [l[:3] for l in _lengths(store)] == [("ana", None, 3)]
         got = store.lexical_search(["pottery", "water"], Scope(user_id="ana"), SearchFilters(), 10)
         assert got[0][0] == records[2].id and {i for i, _ in got} == {r.id for r in records}
     finally:

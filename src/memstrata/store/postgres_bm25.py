@@ -3,7 +3,8 @@
 score(d) = sum over the query's lexemes of idf * tf * (k1 + 1) / (tf + k1 * (1 - b + b * len(d) / avglen)),
 with tf the lexeme's occurrences in d weighted by field (speaker 0.5, the rest 1.0), idf =
 log((N - df + 0.5) / (df + 0.5)) (at least 1e-6, as FTS5), and N, df and avglen counted over the
-user's/agent's records. Those counts are cached per process under the scope's version stamp.
+user's/agent's records: N and the total length from `record_lengths` (one row per owner, kept by
+triggers), df from the postings. Those counts are cached per process under the scope's version stamp.
 
 The postings (schema v3) hold each record's lexemes with their weighted tf and the record's length, so a
 query reads the index ranges of its own lexemes in the owner's postings, not the whole tsvector of every
@@ -43,12 +44,14 @@ class Bm25Stats:
     def idf(self, read: Read, owner: Scope, version: Any, lexemes: Sequence[str]) -> tuple[dict[str, float], float]:
         """(lexeme -> idf, average document length) in `owner`'s records at `version`."""
         key = (owner.user_id, owner.agent_id)
-        where, params = scope_sql(owner)
         with self._lock:
             entry = self._scopes.get(key)
         if entry is None or entry[0] != version:
-            docs, avglen = read(f"SELECT count(*), coalesce(avg(r.doc_len), 0) FROM records r WHERE {where}", params)[0]
-            entry = (version, int(docs), float(avglen), {})
+            lwhere, lparams = scope_sql(owner, "l")
+            docs, total = read(
+                f"SELECT coalesce(sum(l.docs), 0), coalesce(sum(l.total_len), 0) FROM record_lengths l WHERE {lwhere}",
+                lparams)[0]
+            entry = (version, int(docs), float(total) / int(docs) if docs else 0.0, {})
         missing = [x for x in lexemes if x not in entry[3]]
         if missing:
             pwhere, pparams = scope_sql(owner, "p")

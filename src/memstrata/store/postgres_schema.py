@@ -203,10 +203,64 @@ MIGRATIONS: list[str] = [
            cardinality(u.weights) - {1 - TS_WEIGHT_B} * cardinality(array_positions(u.weights, 'B')), r.doc_len
     FROM records r CROSS JOIN LATERAL unnest(r.tsv) AS u;
     """,
+    # v4: record_lengths, BM25's document count and total length per owner (user_id, agent_id), kept by
+    # triggers as the postings are. Counting them over the owner's records made the first search after each
+    # write grow with the owner's records; summing an owner's rows here takes one index range. A missing user or
+    # agent is '' (no scope id is empty), so the key is a plain primary key on any Postgres version.
+    """
+    CREATE TABLE record_lengths (
+        user_id   text NOT NULL,
+        agent_id  text NOT NULL,
+        docs      bigint NOT NULL,
+        total_len bigint NOT NULL,
+        PRIMARY KEY (user_id, agent_id)
+    );
+    CREATE INDEX record_lengths_by_agent ON record_lengths(agent_id) WHERE agent_id <> '';
+
+    CREATE FUNCTION record_lengths_add(owners jsonb) RETURNS void LANGUAGE sql SET search_path FROM CURRENT AS $$
+        INSERT INTO record_lengths AS l
+        SELECT coalesce(d.user_id, ''), coalesce(d.agent_id, ''), sum(d.docs), sum(d.total_len)
+        FROM jsonb_to_recordset(owners) AS d(user_id text, agent_id text, docs bigint, total_len bigint)
+        GROUP BY 1, 2 ORDER BY 1, 2
+        ON CONFLICT (user_id, agent_id)
+        DO UPDATE SET docs = l.docs + excluded.docs, total_len = l.total_len + excluded.total_len
+    $$;
+    CREATE FUNCTION record_lengths_of_new_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM record_lengths_add((SELECT jsonb_agg(d) FROM (SELECT n.user_id, n.agent_id, count(*) AS docs,
+            sum(n.doc_len) AS total_len FROM new_records n GROUP BY n.user_id, n.agent_id) d));
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_lengths_insert AFTER INSERT ON records
+        REFERENCING NEW TABLE AS new_records FOR EACH STATEMENT EXECUTE FUNCTION record_lengths_of_new_records();
+    CREATE FUNCTION record_lengths_of_deleted_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM record_lengths_add((SELECT jsonb_agg(d) FROM (SELECT o.user_id, o.agent_id, -count(*) AS docs,
+            -sum(o.doc_len) AS total_len FROM old_records o GROUP BY o.user_id, o.agent_id) d));
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_lengths_delete AFTER DELETE ON records
+        REFERENCING OLD TABLE AS old_records FOR EACH STATEMENT EXECUTE FUNCTION record_lengths_of_deleted_records();
+    CREATE FUNCTION record_lengths_of_changed_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        PERFORM record_lengths_add(jsonb_build_array(
+            jsonb_build_object('user_id', OLD.user_id, 'agent_id', OLD.agent_id, 'docs', -1, 'total_len', -OLD.doc_len),
+            jsonb_build_object('user_id', NEW.user_id, 'agent_id', NEW.agent_id, 'docs', 1, 'total_len', NEW.doc_len)));
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_lengths_update AFTER UPDATE OF content, speaker, keywords, entities, user_id, agent_id
+        ON records FOR EACH ROW WHEN (OLD.doc_len IS DISTINCT FROM NEW.doc_len
+        OR OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.agent_id IS DISTINCT FROM NEW.agent_id)
+        EXECUTE FUNCTION record_lengths_of_changed_record();
+
+    INSERT INTO record_lengths SELECT coalesce(r.user_id, ''), coalesce(r.agent_id, ''), count(*), sum(r.doc_len)
+    FROM records r GROUP BY 1, 2;
+    """,
 ]
 
 #: Every table of memories and their indexes, children first (the order `reset` empties them in); not
 #: meta, scope_versions (bumped, never emptied) nor api_keys.
-TABLES = ("links", "sources", "vectors", "postings", "records", "history", "audit", "embed_cache", "organise_state")
+TABLES = ("links", "sources", "vectors", "postings", "record_lengths", "records", "history", "audit", "embed_cache",
+          "organise_state")
 
 CURRENT_VERSION = len(MIGRATIONS)
