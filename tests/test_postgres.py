@@ -608,6 +608,8 @@ def test_a_version_2_schema_gets_its_postings_and_lengths_when_opened(pg_schema,
     records = [episode("pottery class on saturday, pottery is fun", speaker="Ana"),
                episode("the garden needs water", speaker="Bo"), episode("water the pottery", speaker="Ana")]
     monkeypatch.setattr(pg, "CURRENT_VERSION", 2)
+    monkeypatch.setattr(PostgresStore, "_cut_change_log", staticmethod(lambda cur, keep=0: None))  # (no log yet)
+    monkeypatch.setattr(PostgresStore, "_change_mark", lambda self: None)
     old = PostgresStore(url, schema=schema)
     try:
         put(old, embedder, records)

@@ -323,6 +323,8 @@ def test_an_older_schema_is_migrated_in_place(tmp_path, embedder, monkeypatch):
 
     path = tmp_path / "v1.db"
     monkeypatch.setattr(sqlite_store, "CURRENT_VERSION", 1)  # write the file as the first release did
+    monkeypatch.setattr(SQLiteStore, "_cut_change_log", staticmethod(lambda conn, keep=0: None))  # (no log yet)
+    monkeypatch.setattr(SQLiteStore, "_change_mark", lambda self: None)
     s = SQLiteStore(path)
     turns = put(s, embedder, [episode(f"turn {i} about sailing", session="s", day=i) for i in range(3)])
     put(s, embedder, [episode("bob also likes sailing", user="bob", session="b")])
@@ -427,3 +429,64 @@ def test_touch_sets_strength_and_last_access_in_scope_only(store, embedder):
     assert (got[other.id].strength, got[other.id].last_access) == (1.0, None)
     assert store.get([bobs.id], BOB)[0].strength == 1.0
     assert store.touch({}, ANA, at.timestamp()) == 0
+
+
+def _matrix_fields(m) -> tuple:
+    return (m.ids, m.rids.tolist(), m.matrix.tolist(), m.session.tolist(), m.event_time.tolist(), m.layer.tolist(),
+            m.status.tolist(), m.valid_from.tolist(), m.valid_to.tolist(), m.kind.tolist())
+
+
+def test_a_cached_matrix_follows_every_write_as_a_fresh_read_would(store, embedder, monkeypatch):
+    """After each kind of write, the matrix the next vector search scans (patched from the change log where
+    the backend keeps one) holds what a fresh read of the scope holds; one write is patched in, not reread."""
+    from memstrata.store.vecpath import scope_matrix
+
+    q = embedder.embed(["sailing"])[0]
+    turns = put(store, embedder, [episode(f"turn {i} about sailing", session=f"s{i % 3}", day=i) for i in range(12)])
+    put(store, embedder, [episode("bob sails too", user="bob")])
+    whole_reads = []
+    original = type(store)._matrix_rows
+    monkeypatch.setattr(type(store), "_matrix_rows", lambda self, scope, model, rids=None: (
+        whole_reads.append(rids is None), original(self, scope, model, rids))[1])
+
+    def agrees() -> None:
+        store.vector_search(q, embedder.name, ANA, SearchFilters(), 5)
+        cached = store._matrices.get(("ana", None, embedder.name), store._scope_version(ANA))
+        assert _matrix_fields(cached) == _matrix_fields(scope_matrix(original(store, ANA, embedder.name)))
+
+    agrees()
+    whole_reads.clear()
+    put(store, embedder, [episode("one more turn about the boat", session="s1", day=30)])
+    agrees()
+    if store._change_mark() is not None:
+        assert whole_reads == [False], "one new record is patched in, the scope is not read again"
+    store.update(turns[0].id, ANA, content="turn zero, rewritten", vector=embedder.embed(["rewritten"])[0],
+                 model=embedder.name)
+    agrees()
+    store.set_status([turns[1].id], ANA, "archived", at=T0.timestamp(), event="archived")
+    agrees()
+    store.put_vectors([(turns[2].id, embedder.embed(["re-embedded"])[0])], embedder.name)
+    agrees()
+    store.delete([turns[3].id, turns[4].id], ANA)
+    agrees()
+    store.delete_scope(Scope(user_id="ana", session_id="s2"))
+    agrees()
+    put(store, embedder, [episode(f"burst {i}", day=40 + i) for i in range(300)])  # over the patch limit: reread
+    agrees()
+    assert [r.id for r in store.list(BOB).items] and store.vector_search(q, embedder.name, BOB, SearchFilters(), 5)
+
+
+def test_a_matrix_cached_before_another_process_reset_is_read_again(tmp_path, embedder):
+    """A matrix another connection cached before a reset holds none of the records the reset removed: the
+    reset bumps the scope versions (a dropped stamp restarted and matched the cached matrix again)."""
+    a, b = SQLiteStore(tmp_path / "shared.db"), SQLiteStore(tmp_path / "shared.db")
+    try:
+        q = embedder.embed(["sailing"])[0]
+        put(a, embedder, [episode("went sailing"), episode("sailing again")])
+        assert len(a.vector_search(q, embedder.name, ANA, SearchFilters(), 10)) == 2
+        b.reset()
+        fresh = put(b, embedder, [episode("a new start")])
+        assert [i for i, _ in a.vector_search(q, embedder.name, ANA, SearchFilters(), 10)] == [fresh[0].id]
+    finally:
+        a.close()
+        b.close()

@@ -60,9 +60,46 @@ class ScopeMatrix:
     #: read before the last erasure.
     stamp: int = 0
 
+    #: The backend's change mark when the rows were read (None: it keeps no change log); rows changed
+    #: after it are what `patched` takes in (store/vecpath.py).
+    mark: int | None = None
+
     @property
     def active(self) -> np.ndarray:
         return self.status == ACTIVE
+
+    def patched(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix":
+        """These rows with the `changed` row ids taken out and `fresh` (the current state of those still
+        there) put in, in row-id order. A new matrix unless nothing changed: searches may hold this one."""
+        if not len(self.ids):
+            return fresh
+        keep = np.flatnonzero(~np.isin(self.rids, changed))
+        whole = len(keep) == len(self.ids)
+        if whole and not len(fresh.ids):
+            return self
+        if len(fresh.ids) and fresh.matrix.shape[1] != self.matrix.shape[1]:
+            raise ValueError(f"changed rows have {fresh.matrix.shape[1]}-d vectors, the matrix {self.matrix.shape[1]}-d")
+        rids = np.concatenate([self.rids if whole else self.rids[keep], fresh.rids])
+        order: np.ndarray | None = np.argsort(rids, kind="stable")
+        if bool(np.all(order == np.arange(len(rids)))):
+            order = None  # appended rows come last already (the usual case: new records)
+
+        def join(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+            if not len(new):  # rows only taken out (an empty matrix is 0 x 0)
+                return old[keep]
+            both = np.concatenate([old if whole else old[keep], new])
+            return both if order is None else both[order]
+
+        ids = (self.ids if whole else [self.ids[i] for i in keep]) + fresh.ids
+        return ScopeMatrix(
+            rids=rids if order is None else rids[order],
+            ids=ids if order is None else [ids[i] for i in order],
+            matrix=join(self.matrix, fresh.matrix), session=join(self.session, fresh.session),
+            event_time=join(self.event_time, fresh.event_time), layer=join(self.layer, fresh.layer),
+            status=join(self.status, fresh.status), valid_from=join(self.valid_from, fresh.valid_from),
+            valid_to=join(self.valid_to, fresh.valid_to),
+            kind=join(self.kind, fresh.kind) if self.kind is not None and fresh.kind is not None else None,
+        )
 
     @property
     def nbytes(self) -> int:
@@ -178,6 +215,12 @@ class MatrixCache(Generic[S]):
                 return None
             self._entries.move_to_end(key)
             return entry[1]
+
+    def latest(self, key: Hashable) -> S | None:
+        """The entry under `key` whatever its version (to be brought up to date, not used as it is)."""
+        with self._lock:
+            entry = self._entries.get(key)
+            return None if entry is None else entry[1]
 
     def put(self, key: Hashable, version: Hashable, item: S) -> None:
         with self._lock:

@@ -29,7 +29,7 @@ from .postgres_sql import Cursor, filter_sql, jsonb_equals, locked_row, scope_sq
 from .rows import record_from_row, state_key
 from .sqlite_schema import APP_ID
 from .sqlite_sql import _RECORD_COLUMNS, _decode_cursor, _encode_cursor, _scope_keys
-from .vecpath import ExactVectorSearch
+from .vecpath import CHANGE_LOG_ROWS, ExactVectorSearch
 
 #: A record's columns and, last, its sources in order: one statement reads both.
 _RECORD_SELECT = (
@@ -268,7 +268,31 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
                     self._history(cur, [(record_id, "superseded", stamp, None, None, actor,
                                          {"by": by, "valid_to": valid_to.isoformat()})])
             self._bump(cur, touched)
+            self._cut_change_log(cur)
         return redirected
+
+    # ------------------------------------------------------------------ the matrices' change log
+
+    def _change_mark(self) -> int | None:
+        return int(self._read("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")[0][0])
+
+    def _changed_rids(self, scope: Scope, since: int, limit: int) -> list[int] | None:
+        where, params = scope_sql(scope, "c")
+        rids = [r[0] for r in self._read(
+            f"SELECT DISTINCT c.rid FROM matrix_changes c WHERE {where} AND c.xid >= %s LIMIT %s",
+            [*params, since, limit + 1])]
+        cut = int(self._read("SELECT value FROM meta WHERE key = 'matrix_changes_cut'")[0][0])  # after the rows
+        return None if since <= cut or len(rids) > limit else rids
+
+    @staticmethod
+    def _cut_change_log(cur: Cursor, keep: int = CHANGE_LOG_ROWS) -> None:
+        """Keep the newest `keep` rows of the change log; meta notes the newest transaction whose rows went."""
+        cur.execute(
+            "WITH gone AS (DELETE FROM matrix_changes WHERE seq <= (SELECT max(seq) FROM matrix_changes) - %s "
+            "RETURNING xid) UPDATE meta SET value = greatest(value::bigint, (SELECT max(xid) FROM gone))::text "
+            "WHERE key = 'matrix_changes_cut' AND EXISTS (SELECT 1 FROM gone)",
+            [keep],
+        )
 
     def _add_sources(
         self, cur: Cursor, record_id: str, new_sources: Sequence[str], stamp: float, actor: str
@@ -424,8 +448,10 @@ class PostgresStore(PostgresLifecycle, ExactVectorSearch):
     def reset(self) -> None:
         with self._write() as cur:
             cur.execute(f"TRUNCATE {', '.join(TABLES)}")
-            # versions are bumped, not dropped: another process's cached matrix must not match again
+            # versions are bumped, not dropped: another process's cached matrix must not match again; and
+            # TRUNCATE logs no deletions, so no such matrix may be patched across it
             cur.execute("UPDATE scope_versions SET version = version + 1")
+            cur.execute("UPDATE meta SET value = pg_current_xact_id()::text WHERE key = 'matrix_changes_cut'")
         self._matrices.clear()
         self._bm25.clear()
         if self._ann is not None:

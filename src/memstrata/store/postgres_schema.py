@@ -256,11 +256,63 @@ MIGRATIONS: list[str] = [
     INSERT INTO record_lengths SELECT coalesce(r.user_id, ''), coalesce(r.agent_id, ''), count(*), sum(r.doc_len)
     FROM records r GROUP BY 1, 2;
     """,
+    # v5: the change log of the vector matrices, as SQLite's v6 (a row per record added, deleted,
+    # re-embedded or changed in a column a matrix holds), each row with its writer's transaction id.
+    # Transactions commit out of order here, so a reader's mark is the oldest transaction its snapshot
+    # did not see (xmin), and a patch reads every change from that transaction on (store/vecpath.py).
+    # `put` keeps the newest CHANGE_LOG_ROWS; meta notes the newest transaction whose rows were cut.
+    """
+    CREATE TABLE matrix_changes (
+        seq      bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        xid      bigint NOT NULL DEFAULT (pg_current_xact_id()::text::bigint),
+        rid      bigint NOT NULL,
+        user_id  text,
+        agent_id text
+    );
+    CREATE INDEX matrix_changes_by_user ON matrix_changes(user_id, xid);
+    CREATE INDEX matrix_changes_by_agent ON matrix_changes(agent_id, xid) WHERE agent_id IS NOT NULL;
+    INSERT INTO meta VALUES ('matrix_changes_cut', '0');
+
+    CREATE FUNCTION matrix_changes_of_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT w.rid, w.user_id, w.agent_id FROM written w;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_matrix_insert AFTER INSERT ON records
+        REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_records();
+    CREATE TRIGGER records_matrix_delete AFTER DELETE ON records
+        REFERENCING OLD TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_records();
+    CREATE FUNCTION matrix_changes_of_changed_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (OLD.rid, OLD.user_id, OLD.agent_id);
+        IF OLD.user_id IS DISTINCT FROM NEW.user_id OR OLD.agent_id IS DISTINCT FROM NEW.agent_id THEN
+            INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (NEW.rid, NEW.user_id, NEW.agent_id);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER records_matrix_update
+        AFTER UPDATE OF session_id, event_time, layer, status, valid_from, valid_to, kind, user_id, agent_id ON records
+        FOR EACH ROW EXECUTE FUNCTION matrix_changes_of_changed_record();
+
+    CREATE FUNCTION matrix_changes_of_vectors() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id)
+        SELECT r.rid, r.user_id, r.agent_id FROM records r WHERE r.rid IN (SELECT v.rid FROM changed_vectors v);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER vectors_matrix_insert AFTER INSERT ON vectors
+        REFERENCING NEW TABLE AS changed_vectors FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_vectors();
+    CREATE TRIGGER vectors_matrix_update AFTER UPDATE ON vectors
+        REFERENCING NEW TABLE AS changed_vectors FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_vectors();
+    CREATE TRIGGER vectors_matrix_delete AFTER DELETE ON vectors
+        REFERENCING OLD TABLE AS changed_vectors FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_vectors();
+    """,
 ]
+
 
 #: Every table of memories and their indexes, children first (the order `reset` empties them in); not
 #: meta, scope_versions (bumped, never emptied) nor api_keys.
-TABLES = ("links", "sources", "vectors", "postings", "record_lengths", "records", "history", "audit", "embed_cache",
-          "organise_state")
+TABLES = ("links", "sources", "vectors", "postings", "record_lengths", "matrix_changes", "records", "history", "audit",
+          "embed_cache", "organise_state")
 
 CURRENT_VERSION = len(MIGRATIONS)

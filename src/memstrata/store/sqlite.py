@@ -37,7 +37,7 @@ from .sqlite_sql import (
     _scope_where,
     _split_sql,
 )
-from .vecpath import ExactVectorSearch
+from .vecpath import CHANGE_LOG_ROWS, ExactVectorSearch
 
 T = TypeVar("T")
 
@@ -294,7 +294,29 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
                         (record_id, stamp, actor, json.dumps({"by": by, "valid_to": valid_to.isoformat()})),
                     )
             self._bump(conn, touched)
+            self._cut_change_log(conn)
         return redirected
+
+    # ------------------------------------------------------------------ the matrices' change log
+
+    def _change_mark(self) -> int | None:
+        rows = self._read("SELECT seq FROM sqlite_sequence WHERE name = 'matrix_changes'")
+        return int(rows[0][0]) if rows else 0
+
+    def _changed_rids(self, scope: Scope, since: int, limit: int) -> list[int] | None:
+        where, params = _scope_where(scope, "c")
+        rids = [r[0] for r in self._read(
+            f"SELECT DISTINCT c.rid FROM matrix_changes c WHERE {where} AND c.seq > ? LIMIT ?", [*params, since, limit + 1])]
+        (cut,) = self._read("SELECT value FROM meta WHERE key = 'matrix_changes_cut'")[0]  # after the rows: see put
+        return None if since < int(cut) or len(rids) > limit else rids
+
+    @staticmethod
+    def _cut_change_log(conn: sqlite3.Connection, keep: int = CHANGE_LOG_ROWS) -> None:
+        """Keep the newest `keep` rows of the change log; meta notes where it was cut."""
+        (top,) = conn.execute("SELECT coalesce(max(seq), 0) FROM matrix_changes").fetchone()
+        if conn.execute("DELETE FROM matrix_changes WHERE seq <= ?", (top - keep,)).rowcount:
+            conn.execute("UPDATE meta SET value = max(CAST(value AS INTEGER), ?) WHERE key = 'matrix_changes_cut'",
+                         (top - keep,))
 
     def _add_sources(
         self, conn: sqlite3.Connection, record_id: str, new_sources: Sequence[str], stamp: float, actor: str
@@ -510,9 +532,12 @@ class SQLiteStore(LifecycleMixin, ExactVectorSearch):
 
     def reset(self) -> None:
         with self._write() as conn:
-            for table in ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "scope_versions",
-                          "organise_state"):
+            for table in ("links", "sources", "vectors", "records", "history", "audit", "embed_cache", "organise_state"):
                 conn.execute(f"DELETE FROM {table}")
+            # Versions are bumped, not dropped (a stamp that restarted could match another process's cached
+            # matrix again), and the change log is cut, so no such matrix is patched across the reset.
+            conn.execute("UPDATE scope_versions SET version = version + 1")
+            self._cut_change_log(conn, keep=0)
             conn.execute("INSERT INTO records_fts(records_fts) VALUES ('rebuild')")
         self._matrices.clear()
         if self._ann is not None:

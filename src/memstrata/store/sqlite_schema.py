@@ -168,7 +168,45 @@ MIGRATIONS: list[str] = [
     """
     DELETE FROM embed_cache;
     """,
+    # v6: the change log of the vector matrices: a row per record written (added, deleted, re-embedded, or
+    # changed in a column a matrix holds), so a process patches its cached matrix of a scope with those
+    # rows instead of reading the scope again (store/vecpath.py). Writers take turns, so the log's order
+    # is the commit order. `put` keeps the newest CHANGE_LOG_ROWS and notes in meta where it cut.
+    """
+    CREATE TABLE matrix_changes (
+        seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+        rid      INTEGER NOT NULL,
+        user_id  TEXT,
+        agent_id TEXT
+    );
+    CREATE INDEX matrix_changes_by_user ON matrix_changes(user_id, seq);
+    CREATE INDEX matrix_changes_by_agent ON matrix_changes(agent_id, seq);
+    INSERT INTO meta VALUES ('matrix_changes_cut', '0');
+    CREATE TRIGGER records_matrix_insert AFTER INSERT ON records BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (new.rid, new.user_id, new.agent_id);
+    END;
+    CREATE TRIGGER records_matrix_delete AFTER DELETE ON records BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (old.rid, old.user_id, old.agent_id);
+    END;
+    CREATE TRIGGER records_matrix_update
+    AFTER UPDATE OF session_id, event_time, layer, status, valid_from, valid_to, kind, user_id, agent_id ON records
+    BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (old.rid, old.user_id, old.agent_id);
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT new.rid, new.user_id, new.agent_id
+        WHERE new.user_id IS NOT old.user_id OR new.agent_id IS NOT old.agent_id;
+    END;
+    CREATE TRIGGER vectors_matrix_insert AFTER INSERT ON vectors BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT rid, user_id, agent_id FROM records WHERE rid = new.rid;
+    END;
+    CREATE TRIGGER vectors_matrix_update AFTER UPDATE ON vectors BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT rid, user_id, agent_id FROM records WHERE rid = new.rid;
+    END;
+    CREATE TRIGGER vectors_matrix_delete AFTER DELETE ON vectors BEGIN
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT rid, user_id, agent_id FROM records WHERE rid = old.rid;
+    END;
+    """,
 ]
+
 
 
 def scope_tokens(user_id: str | None, agent_id: str | None) -> list[str]:

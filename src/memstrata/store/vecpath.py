@@ -47,6 +47,14 @@ def scope_matrix(rows: Sequence[tuple]) -> ScopeMatrix:
     )
 
 
+#: After a write, a cached matrix is patched with the rows changed since it was read when they are at most
+#: this share of it (or `PATCH_MIN_ROWS`); more, and the scope is read again whole.
+PATCH_SHARE = 0.25
+PATCH_MIN_ROWS = 256
+#: Rows of the change log each backend's `put` keeps; a matrix older than the oldest is read again whole.
+CHANGE_LOG_ROWS = 200_000
+
+
 class ExactVectorSearch:
     """`vector_search` and `vectors` over cached per-scope matrices; mixed into each store."""
 
@@ -81,15 +89,30 @@ class ExactVectorSearch:
         found = dict(self._read(f"SELECT scope_key, version FROM scope_versions WHERE scope_key IN ({marks})", keys))
         return tuple(found.get(k, 0) for k in keys)
 
-    def _matrix_rows(self, scope: Scope, model: str) -> list[tuple]:
-        """The user/agent scope's records with a vector under `model`, as `MATRIX_ROW`, by row id."""
+    def _matrix_rows(self, scope: Scope, model: str, rids: Sequence[int] | None = None) -> list[tuple]:
+        """The user/agent scope's records with a vector under `model`, as `MATRIX_ROW`, by row id (only
+        those of `rids` when given)."""
         where, params = _scope_where(scope, mark=self._sql_mark)
-        return self._read(
-            "SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status, v.vec, "
-            f"coalesce(r.valid_from, r.event_time), coalesce(r.valid_to, {self._sql_infinity}), r.kind FROM records r "
-            f"JOIN vectors v ON v.rid = r.rid WHERE {where} AND v.model = {self._sql_mark} ORDER BY r.rid",
-            [*params, model],
-        )
+        sql = ("SELECT r.rid, r.id, r.session_id, r.event_time, r.layer, r.status, v.vec, "
+               f"coalesce(r.valid_from, r.event_time), coalesce(r.valid_to, {self._sql_infinity}), r.kind FROM records r "
+               f"JOIN vectors v ON v.rid = r.rid WHERE {where} AND v.model = {self._sql_mark}")
+        if rids is None:
+            return self._read(sql + " ORDER BY r.rid", [*params, model])
+        rows: list[tuple] = []
+        for lo in range(0, len(rids), 500):
+            chunk = [int(r) for r in rids[lo : lo + 500]]
+            marks = ",".join([self._sql_mark] * len(chunk))
+            rows += self._read(f"{sql} AND r.rid IN ({marks})", [*params, model, *chunk])
+        return sorted(rows, key=lambda r: r[0])
+
+    def _change_mark(self) -> int | None:
+        """The backend's change log position now (None: it keeps none, and a write means a full reload)."""
+        return None
+
+    def _changed_rids(self, scope: Scope, since: int, limit: int) -> list[int] | None:
+        """Row ids of the user/agent scope's records written (added, changed, re-embedded, deleted) after
+        change mark `since`; None when the log no longer reaches back that far or they are over `limit`."""
+        return None
 
     def _metadata_rids(self, scope: Scope, metadata: dict) -> Sequence[int]:
         """Row ids of the scope's records (any status) whose metadata matches `metadata` exactly."""
@@ -99,6 +122,10 @@ class ExactVectorSearch:
         return [r[0] for r in self._read(f"SELECT r.rid FROM records r WHERE {where} AND {fwhere}", [*params, *fparams])]
 
     def _load_matrix(self, scope: Scope, model: str) -> ScopeMatrix:
+        """The scope's matrix as of now: the cached one while the scope's version is unchanged; after a
+        write, the cached one patched with the rows the change log names (a write touches a few rows, a
+        reload reads them all); a full read when there is no cached matrix, no log reaching back to it,
+        or more changed rows than `PATCH_SHARE` of it."""
         base = Scope(user_id=scope.user_id, agent_id=scope.agent_id)
         key = (base.user_id, base.agent_id, model)
         version = self._scope_version(base)
@@ -106,10 +133,26 @@ class ExactVectorSearch:
         if cached is not None:
             return cached
         stamp = time.monotonic_ns()
-        entry = scope_matrix(self._matrix_rows(base, model))
-        entry.stamp = stamp
+        mark = self._change_mark()  # before the rows: a write after it is read again next time, never missed
+        entry = self._patched(base, model, self._matrices.latest(key), mark)
+        if entry is None:
+            entry = scope_matrix(self._matrix_rows(base, model))
+            entry.stamp = stamp
+        elif entry.mark is None:  # a new matrix (`patched` returns the old one when none of its rows changed)
+            entry.stamp = stamp
+        entry.mark = mark
         self._matrices.put(key, version, entry)
         return entry
+
+    def _patched(self, base: Scope, model: str, old: ScopeMatrix | None, mark: int | None) -> ScopeMatrix | None:
+        """`old` brought up to date from the change log, or None when it cannot be (see `_load_matrix`)."""
+        if old is None or old.mark is None or mark is None:
+            return None
+        changed = self._changed_rids(base, old.mark, max(PATCH_MIN_ROWS, int(PATCH_SHARE * len(old.ids))))
+        if changed is None:
+            return None
+        fresh = scope_matrix(self._matrix_rows(base, model, changed) if changed else [])
+        return old.patched(np.asarray(changed, dtype=np.int64), fresh)
 
     def _forget_ann(self, owned: Iterable[tuple[str | None, str | None, str]]) -> None:
         """Text of these (user_id, agent_id, content_hash) owners is being erased or replaced: the saved ANN
