@@ -471,9 +471,45 @@ def test_a_cached_matrix_follows_every_write_as_a_fresh_read_would(store, embedd
     agrees()
     store.delete_scope(Scope(user_id="ana", session_id="s2"))
     agrees()
+    bare = episode("a turn about sailing stored before its vector", day=35)
+    store.put([bare])  # in no matrix until its vector comes: the vector's insert is what the log records
+    agrees()
+    store.put_vectors([(bare.id, embedder.embed([bare.embedding_text])[0])], embedder.name)
+    agrees()
+    assert bare.id in [i for i, _ in store.vector_search(q, embedder.name, ANA, SearchFilters(), 20)]
     put(store, embedder, [episode(f"burst {i}", day=40 + i) for i in range(300)])  # over the patch limit: reread
     agrees()
     assert [r.id for r in store.list(BOB).items] and store.vector_search(q, embedder.name, BOB, SearchFilters(), 5)
+
+
+def test_a_patch_that_appends_grows_the_buffer_without_changing_a_matrix_in_use():
+    """New rows go into the vectors' spare capacity: the patched matrix shares the old one's buffer, a
+    search holding the old matrix still sees its own rows, and a second patch of that old matrix (two
+    threads patching one cached matrix) copies instead of writing over the first's rows."""
+    from memstrata.store.vecpath import scope_matrix
+
+    rng = np.random.default_rng(7)
+
+    def rows(rids, status="active", vecs=None):
+        vecs = rng.standard_normal((len(rids), 8)).astype(np.float32) if vecs is None else vecs
+        return scope_matrix([(r, f"r{r}", "s", 0.0, 0, status, vecs[i].tobytes(), 0.0, float("inf"), "message")
+                             for i, r in enumerate(rids)])
+
+    base = rows(range(1, 41))
+    one = base.patched(np.array([41]), rows([41]))  # the first append copies once, with spare rows
+    before = one.matrix.copy()
+    two = one.patched(np.array([42]), rows([42]))
+    assert two.buffer is one.buffer and np.shares_memory(two.matrix, one.matrix)
+    assert np.array_equal(one.matrix, before) and len(one.ids) == 41 and two.ids[-1] == "r42"
+    other = one.patched(np.array([43]), rows([43]))  # one's buffer has grown past it already
+    assert other.buffer is not one.buffer and np.array_equal(two.matrix[41], two.buffer.array[41])
+    assert other.ids[-1] == "r43" and not np.array_equal(other.matrix[41], two.matrix[41])
+    archived = rows([5], status="archived", vecs=two.matrix[4:5])  # the same vector: none is copied
+    three = two.patched(np.array([5]), archived)
+    assert np.shares_memory(three.matrix, two.matrix) and three.status[4] != two.status[4]
+    assert three.status.tolist().count(three.status[4]) == 1
+    gone = three.patched(np.array([6]), rows([]))  # a row removed: the general path copies
+    assert len(gone.ids) == len(three.ids) - 1 and "r6" not in gone.ids and gone.buffer is None
 
 
 def test_a_matrix_cached_before_another_process_reset_is_read_again(tmp_path, embedder):

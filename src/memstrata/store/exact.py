@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Generic, Hashable, Iterator, Protocol, TypeVar
 
 import numpy as np
@@ -42,6 +42,24 @@ def blas_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
+#: Spare rows a patch that appends gives the vectors' buffer, as a share of its rows (a scope being
+#: written to grows in place until they are used up, then is copied once into a larger buffer).
+GROW_SHARE = 0.125
+
+
+@dataclass
+class RowBuffer:
+    """Vectors with spare rows at the end; `filled` rows are in use (by the matrix that grew last)."""
+
+    array: np.ndarray
+    filled: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+#: The per-row fields of a `ScopeMatrix` beside its ids and vectors.
+_FIELDS = ("session", "event_time", "layer", "status", "valid_from", "valid_to", "kind")
+
+
 @dataclass
 class ScopeMatrix:
     """Vectors of one scope and the per-row fields filters need."""
@@ -63,6 +81,8 @@ class ScopeMatrix:
     #: The backend's change mark when the rows were read (None: it keeps no change log); rows changed
     #: after it are what `patched` takes in (store/vecpath.py).
     mark: int | None = None
+    #: The buffer `matrix` is the first rows of, when a patch appended to it (None: `matrix` is its own).
+    buffer: "RowBuffer | None" = field(default=None, repr=False, compare=False)
 
     @property
     def active(self) -> np.ndarray:
@@ -73,18 +93,77 @@ class ScopeMatrix:
         there) put in, in row-id order. A new matrix unless nothing changed: searches may hold this one."""
         if not len(self.ids):
             return fresh
+        if len(fresh.ids) and fresh.matrix.shape[1] != self.matrix.shape[1]:
+            raise ValueError(f"changed rows have {fresh.matrix.shape[1]}-d vectors, the matrix {self.matrix.shape[1]}-d")
+        return self._patched_in_place(changed, fresh) or self._patched_by_copy(changed, fresh)
+
+    def _patched_in_place(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix | None":
+        """The usual patch without copying the vectors: no row removed or re-embedded, new rows after the
+        last (new records), changed rows' other fields replaced. The new rows go into the spare capacity
+        of the vectors' buffer, past the rows any matrix sharing it shows. None when the patch is not of
+        that kind."""
+        n = len(self.rids)
+        at = np.searchsorted(self.rids, fresh.rids)
+        inside = (at < n) & (self.rids[np.minimum(at, n - 1)] == fresh.rids)
+        here = np.searchsorted(self.rids, changed)
+        here = here[(here < n) & (self.rids[np.minimum(here, n - 1)] == changed)]
+        if len(here) > int(np.count_nonzero(inside)):
+            return None  # a row of this matrix left the scope, the model or the store
+        added = np.flatnonzero(~inside)
+        if len(added) and fresh.rids[added[0]] <= self.rids[-1]:
+            return None  # a row enters in the middle (moved here, or given a vector under this model)
+        pos = at[inside]
+        if not np.array_equal(self.matrix[pos], fresh.matrix[inside]):
+            return None  # re-embedded
+        if not len(added) and all(np.array_equal(getattr(self, f)[pos], getattr(fresh, f)[inside]) for f in _FIELDS
+                                  if getattr(self, f) is not None and getattr(fresh, f) is not None):
+            return self  # nothing a search sees changed (the version moved for another reason)
+        matrix, buffer = self._grown(fresh.matrix[added])
+
+        def updated(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+            if old is None or new is None:
+                return None
+            out = np.concatenate([old, new[added]])
+            out[pos] = new[inside]
+            return out
+
+        return ScopeMatrix(
+            rids=np.concatenate([self.rids, fresh.rids[added]]), ids=self.ids + [fresh.ids[i] for i in added],
+            matrix=matrix, buffer=buffer, **{f: updated(getattr(self, f), getattr(fresh, f)) for f in _FIELDS},
+        )
+
+    def _grown(self, rows: np.ndarray) -> tuple[np.ndarray, "RowBuffer | None"]:
+        """This matrix with `rows` appended, and the buffer it is a view of: written into this matrix's
+        buffer when it has room and no other matrix has grown into it, else a new buffer with
+        `GROW_SHARE` spare rows."""
+        n, k = len(self.ids), len(rows)
+        if not k:
+            return self.matrix, self.buffer
+        buf = self.buffer
+        if buf is not None:
+            with buf.lock:
+                if buf.filled == n and n + k <= len(buf.array):
+                    buf.array[n : n + k] = rows
+                    buf.filled = n + k
+                    return buf.array[: n + k], buf
+        array = np.empty((n + k + max(k, int(GROW_SHARE * (n + k))), self.matrix.shape[1]), dtype=self.matrix.dtype)
+        array[:n], array[n : n + k] = self.matrix, rows
+        return array[: n + k], RowBuffer(array, n + k)
+
+    def _patched_by_copy(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix":
+        """Any patch: the rows kept and `fresh` joined into new arrays, in row-id order."""
         keep = np.flatnonzero(~np.isin(self.rids, changed))
         whole = len(keep) == len(self.ids)
         if whole and not len(fresh.ids):
             return self
-        if len(fresh.ids) and fresh.matrix.shape[1] != self.matrix.shape[1]:
-            raise ValueError(f"changed rows have {fresh.matrix.shape[1]}-d vectors, the matrix {self.matrix.shape[1]}-d")
         rids = np.concatenate([self.rids if whole else self.rids[keep], fresh.rids])
         order: np.ndarray | None = np.argsort(rids, kind="stable")
         if bool(np.all(order == np.arange(len(rids)))):
-            order = None  # appended rows come last already (the usual case: new records)
+            order = None
 
-        def join(old: np.ndarray, new: np.ndarray) -> np.ndarray:
+        def join(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
+            if old is None or new is None:
+                return None
             if not len(new):  # rows only taken out (an empty matrix is 0 x 0)
                 return old[keep]
             both = np.concatenate([old if whole else old[keep], new])
@@ -92,18 +171,14 @@ class ScopeMatrix:
 
         ids = (self.ids if whole else [self.ids[i] for i in keep]) + fresh.ids
         return ScopeMatrix(
-            rids=rids if order is None else rids[order],
-            ids=ids if order is None else [ids[i] for i in order],
-            matrix=join(self.matrix, fresh.matrix), session=join(self.session, fresh.session),
-            event_time=join(self.event_time, fresh.event_time), layer=join(self.layer, fresh.layer),
-            status=join(self.status, fresh.status), valid_from=join(self.valid_from, fresh.valid_from),
-            valid_to=join(self.valid_to, fresh.valid_to),
-            kind=join(self.kind, fresh.kind) if self.kind is not None and fresh.kind is not None else None,
+            rids=rids if order is None else rids[order], ids=ids if order is None else [ids[i] for i in order],
+            matrix=join(self.matrix, fresh.matrix), **{f: join(getattr(self, f), getattr(fresh, f)) for f in _FIELDS},
         )
 
     @property
     def nbytes(self) -> int:
-        return int(self.matrix.nbytes + self.rids.nbytes + 3 * self.event_time.nbytes + 72 * len(self.ids))
+        vectors = self.buffer.array.nbytes if self.buffer is not None else self.matrix.nbytes  # spare rows too
+        return int(vectors + self.rids.nbytes + 3 * self.event_time.nbytes + 72 * len(self.ids))
 
     def mask(
         self,

@@ -260,6 +260,7 @@ MIGRATIONS: list[str] = [
     # re-embedded or changed in a column a matrix holds), each row with its writer's transaction id.
     # Transactions commit out of order here, so a reader's mark is the oldest transaction its snapshot
     # did not see (xmin), and a patch reads every change from that transaction on (store/vecpath.py).
+    # A new record is logged by its vector's insert, as in SQLite.
     # `put` keeps the newest CHANGE_LOG_ROWS; meta notes the newest transaction whose rows were cut.
     """
     CREATE TABLE matrix_changes (
@@ -273,15 +274,13 @@ MIGRATIONS: list[str] = [
     CREATE INDEX matrix_changes_by_agent ON matrix_changes(agent_id, xid) WHERE agent_id IS NOT NULL;
     INSERT INTO meta VALUES ('matrix_changes_cut', '0');
 
-    CREATE FUNCTION matrix_changes_of_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+    CREATE FUNCTION matrix_changes_of_deleted_records() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
     BEGIN
-        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT w.rid, w.user_id, w.agent_id FROM written w;
+        INSERT INTO matrix_changes (rid, user_id, agent_id) SELECT g.rid, g.user_id, g.agent_id FROM gone g;
         RETURN NULL;
     END $$;
-    CREATE TRIGGER records_matrix_insert AFTER INSERT ON records
-        REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_records();
     CREATE TRIGGER records_matrix_delete AFTER DELETE ON records
-        REFERENCING OLD TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_records();
+        REFERENCING OLD TABLE AS gone FOR EACH STATEMENT EXECUTE FUNCTION matrix_changes_of_deleted_records();
     CREATE FUNCTION matrix_changes_of_changed_record() RETURNS trigger LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
     BEGIN
         INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (OLD.rid, OLD.user_id, OLD.agent_id);

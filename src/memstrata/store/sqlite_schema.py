@@ -170,8 +170,10 @@ MIGRATIONS: list[str] = [
     """,
     # v6: the change log of the vector matrices: a row per record written (added, deleted, re-embedded, or
     # changed in a column a matrix holds), so a process patches its cached matrix of a scope with those
-    # rows instead of reading the scope again (store/vecpath.py). Writers take turns, so the log's order
-    # is the commit order. `put` keeps the newest CHANGE_LOG_ROWS and notes in meta where it cut.
+    # rows instead of reading the scope again (store/vecpath.py). A new record enters a matrix with its
+    # vector, so the vectors' insert trigger logs it (no trigger on the records' inserts: one log row per
+    # new record, not two). Writers take turns, so the log's order is the commit order. `put` keeps the
+    # newest CHANGE_LOG_ROWS and notes in meta where it cut.
     """
     CREATE TABLE matrix_changes (
         seq      INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -180,11 +182,8 @@ MIGRATIONS: list[str] = [
         agent_id TEXT
     );
     CREATE INDEX matrix_changes_by_user ON matrix_changes(user_id, seq);
-    CREATE INDEX matrix_changes_by_agent ON matrix_changes(agent_id, seq);
+    CREATE INDEX matrix_changes_by_agent ON matrix_changes(agent_id, seq) WHERE agent_id IS NOT NULL;
     INSERT INTO meta VALUES ('matrix_changes_cut', '0');
-    CREATE TRIGGER records_matrix_insert AFTER INSERT ON records BEGIN
-        INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (new.rid, new.user_id, new.agent_id);
-    END;
     CREATE TRIGGER records_matrix_delete AFTER DELETE ON records BEGIN
         INSERT INTO matrix_changes (rid, user_id, agent_id) VALUES (old.rid, old.user_id, old.agent_id);
     END;
