@@ -47,12 +47,35 @@ def test_relative_times_become_dates(text, expected):
     assert expected in annotate_times(text, MON)[0]
 
 
+def test_a_weekend_is_read_from_the_day_it_is_said_on():
+    sunday, wednesday = datetime(2023, 5, 14, 10, tzinfo=timezone.utc), datetime(2023, 5, 10, 10, tzinfo=timezone.utc)
+    # on a weekend "this weekend" is the current one, "next weekend" the one after, "last weekend" the one before
+    assert "this weekend (the weekend of 13 May 2023)" in annotate_times("this weekend", sunday)[0]
+    assert "next weekend (the weekend of 20 May 2023)" in annotate_times("next weekend", sunday)[0]
+    assert "last weekend (the weekend of 6 May 2023)" in annotate_times("last weekend", sunday)[0]
+    # on a weekday "this" and "next weekend" are the coming one
+    assert "(the weekend of 13 May 2023)" in annotate_times("this weekend", wednesday)[0]
+    assert "(the weekend of 13 May 2023)" in annotate_times("next weekend", wednesday)[0]
+    assert "(the weekend of 6 May 2023)" in annotate_times("last weekend", wednesday)[0]
+
+
 def test_query_time_windows():
     assert find_date_range("What did she do in May 2023?") == (date(2023, 5, 1), date(2023, 5, 31))
     assert find_date_range("on 7 May, 2023") == (date(2023, 5, 7), date(2023, 5, 7))
     assert find_date_range("during 2022") == (date(2022, 1, 1), date(2022, 12, 31))
     assert find_date_range("what happened yesterday", MON) == (date(2023, 5, 7), date(2023, 5, 7))
     assert find_date_range("what does she like") is None
+    # numeric dates; days and months without a year are the last ones before the reference time
+    assert find_date_range("on 2023-05-07") == find_date_range("on 5/7/2023") == (date(2023, 5, 7), date(2023, 5, 7))
+    assert find_date_range("on 15/3/2024") == (date(2024, 3, 15), date(2024, 3, 15))
+    assert find_date_range("What did I buy on March 3rd?", MON) == (date(2023, 3, 3), date(2023, 3, 3))
+    assert find_date_range("the 20th of May", MON) == (date(2022, 5, 20), date(2022, 5, 20))
+    assert find_date_range("What did I do in June?", MON) == (date(2022, 6, 1), date(2022, 6, 30))
+    assert find_date_range("in March", MON) == (date(2023, 3, 1), date(2023, 3, 31))
+    assert find_date_range("in March") is None and find_date_range("you may 2x it", MON) is None
+    # a month or a season is all of its days
+    assert find_date_range("what happened last month", MON) == (date(2023, 4, 1), date(2023, 4, 30))
+    assert find_date_range("last winter", MON) == (date(2022, 12, 1), date(2023, 2, 28))
 
 
 def test_persons_resolved_to_names():
@@ -87,6 +110,13 @@ def test_slots():
     assert slot_of("Ana's commute is now only 15 minutes.", ["Ana"]) == "ana|commute"
     assert slot_of("Ana's new manager is Priya.", ["Ana"]) == "ana|manager"
     assert slot_of("Ana's sister is a doctor.", ["Ana"]) is None  # not a one-value attribute
+    # an update said with "now" before the subject, or as what someone is now
+    assert slot_of("Now the user's commute is only 15 minutes by bike.", ["the user"]) == "the user|commute"
+    assert slot_of("These days, Ana lives in Rome.", ["Ana"]) == "ana|lives_in"
+    assert slot_of("Ana is now a nurse practitioner at Riverside Clinic.", ["Ana"]) == slot_of(
+        "Ana works as a nurse at St. Mary's hospital.", ["Ana"]) == "ana|job"
+    assert slot_of("Ana is now a mother of two.", ["Ana"]) is None
+    assert slot_of("We moved to Portland last week.", ["the user"]) == "the user|lives_in"
 
 
 def test_notes_drop_discourse_openers_and_keep_short_statements_with_a_slot():
@@ -370,6 +400,17 @@ def test_a_shared_photo_is_a_statement_of_its_own():
 
     assert split_sentences("We made a bowl. It is blue and shiny! [shares a photo: a clay bowl]") == [
         "We made a bowl.", "It is blue and shiny!", "[shares a photo: a clay bowl]"]
+
+
+def test_an_abbreviation_or_an_initial_ends_no_sentence():
+    from memstrata.write.extract import split_sentences
+
+    assert split_sentences("I work at St. Mary's hospital with Dr. Lee. It is far from home.") == [
+        "I work at St. Mary's hospital with Dr. Lee.", "It is far from home."]
+    assert split_sentences("I am reading C. S. Lewis again. J. K. Rowling is next on my list.") == [
+        "I am reading C. S. Lewis again.", "J. K. Rowling is next on my list."]
+    assert split_sentences("We toured the U.S. Capitol in May. I got an A. It was a great test.") == [
+        "We toured the U.S. Capitol in May.", "I got an A.", "It was a great test."]
 
 
 def test_adjacent_turns_follow_the_session_order_not_the_insert_order(memory: Memory):

@@ -29,6 +29,11 @@ def _add_months(d: date, months: int) -> tuple[int, int]:
     return total // 12, total % 12 + 1
 
 
+def month_end(year: int, month: int) -> date:
+    """The last day of the month."""
+    return date(year + (month == 12), month % 12 + 1, 1) - timedelta(days=1)
+
+
 @dataclass
 class TimeMention:
     """A relative expression found in a text and what it means."""
@@ -55,7 +60,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(today|tonight|this\s+morning|this\s+afternoon|this\s+evening|earlier\s+today)\b", re.I), "today"),
     (re.compile(r"\b(tomorrow)\b", re.I), "tomorrow"),
     (re.compile(r"\b(last|this\s+past|past)\s+(weekend)\b", re.I), "last_weekend"),
-    (re.compile(r"\b(this|next)\s+(weekend)\b", re.I), "this_weekend"),
+    (re.compile(r"\b(this)\s+(weekend)\b", re.I), "this_weekend"),
+    (re.compile(r"\b(next)\s+(weekend)\b", re.I), "next_weekend"),
     (re.compile(r"\b(last|this\s+past)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "last_weekday"),
     (re.compile(r"\b(next|this\s+coming)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "next_weekday"),
     (re.compile(r"\b(last|past|previous)\s+(week)\b", re.I), "last_week"),
@@ -87,7 +93,7 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
             return f"the week of {fmt_day(d - timedelta(days=d.weekday()))}", d - timedelta(days=d.weekday()), d
         if unit == "month":
             y, m = _add_months(ref, -n)
-            return fmt_month(y, m), date(y, m, 1), date(y, m, 28)
+            return fmt_month(y, m), date(y, m, 1), month_end(y, m)
         return str(ref.year - n), date(ref.year - n, 1, 1), date(ref.year - n, 12, 31)
     if kind == "before_yesterday":
         d = ref - timedelta(days=2)
@@ -100,12 +106,15 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
     if kind == "tomorrow":
         d = ref + timedelta(days=1)
         return fmt_day(d), d, d
-    if kind in ("last_weekend", "this_weekend"):
-        # the Saturday before the reference day (last), or the coming one (this/next)
+    if kind in ("last_weekend", "this_weekend", "next_weekend"):
+        # "this weekend" is the one the reference day is in, else the coming one; "last weekend" the one
+        # before it; "next weekend" the coming one on a weekday, the one after on a weekend
+        on_weekend = ref.weekday() >= 5
+        sat = ref - timedelta(days=ref.weekday() - 5) if on_weekend else ref + timedelta(days=5 - ref.weekday())
         if kind == "last_weekend":
-            sat = ref - timedelta(days=(ref.weekday() - 5) % 7 or 7)
-        else:
-            sat = ref + timedelta(days=(5 - ref.weekday()) % 7)
+            sat -= timedelta(days=7)
+        elif kind == "next_weekend" and on_weekend:
+            sat += timedelta(days=7)
         sun = sat + timedelta(days=1)
         return f"the weekend of {fmt_day(sat)}", sat, sun
     if kind == "last_weekday":
@@ -122,7 +131,7 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
         return f"the week of {fmt_day(monday)}", monday, monday + timedelta(days=6)
     if kind in ("last_month", "next_month", "this_month"):
         y, m = _add_months(ref, {"last_month": -1, "next_month": 1, "this_month": 0}[kind])
-        return fmt_month(y, m), date(y, m, 1), date(y, m, 28)
+        return fmt_month(y, m), date(y, m, 1), month_end(y, m)
     if kind in ("last_year", "next_year", "this_year"):
         y = ref.year + {"last_year": -1, "next_year": 1, "this_year": 0}[kind]
         return str(y), date(y, 1, 1), date(y, 12, 31)
@@ -130,7 +139,8 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
         season = match.group(2).lower()
         start_month = {"spring": 3, "summer": 6, "fall": 9, "autumn": 9, "winter": 12}[season]
         y = ref.year if ref.month > start_month + 2 else ref.year - 1
-        return f"{season} {y}", date(y, start_month, 1), date(y, start_month, 28)
+        ey, em = _add_months(date(y, start_month, 1), 2)  # three months; winter ends in the next year
+        return f"{season} {y}", date(y, start_month, 1), month_end(ey, em)
     return None
 
 
@@ -164,32 +174,78 @@ def annotate_times(text: str, reference: datetime | date) -> tuple[str, list[Tim
     return "".join(out), mentions
 
 
+_MONTH = "(" + "|".join(MONTHS) + ")"
 _ABS_DATE = re.compile(
-    r"\b(\d{1,2})\s+(" + "|".join(MONTHS) + r")\s*,?\s+(\d{4})\b|\b(" + "|".join(MONTHS) + r")\s+(\d{1,2})(?:st|nd|rd|th)?\s*,?\s+(\d{4})\b",
+    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\s*,?\s+(\d{{4}})\b"
+    rf"|\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\s*,?\s+(\d{{4}})\b",
     re.I,
 )
-_MONTH_YEAR = re.compile(r"\b(" + "|".join(MONTHS) + r")\s+(\d{4})\b", re.I)
+_ISO_DATE = re.compile(r"\b(\d{4})-(\d{1,2})-(\d{1,2})\b")
+_NUMERIC_DATE = re.compile(r"(?<![\d/])(\d{1,2})/(\d{1,2})/(\d{4}|\d{2})(?![\d/])")  # 3/15/2024: month first
+_MONTH_YEAR = re.compile(rf"\b{_MONTH}\s+(\d{{4}})\b", re.I)
+#: A day of a month without its year ("March 3rd", "the 5th of April"), taken as the last one before the
+#: reference day; a month alone after a preposition ("in March", "since early April") likewise.
+_DAY_MONTH = re.compile(
+    rf"\b(\d{{1,2}})(?:st|nd|rd|th)?\s+(?:of\s+)?{_MONTH}\b|\b{_MONTH}\s+(\d{{1,2}})(?:st|nd|rd|th)?\b(?![:\d])", re.I)
+_MONTH_ALONE = re.compile(
+    rf"\b(?:in|during|since|throughout|of|early|late|mid-?)\s+(?:early\s+|late\s+|mid-?)?{_MONTH}\b", re.I)
 _YEAR = re.compile(r"\b(19\d{2}|20\d{2})\b")
 
 
+def _day(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _month_index(name: str) -> int:
+    return MONTHS.index(name.lower()) + 1
+
+
 def find_date_range(text: str, reference: datetime | date | None = None) -> tuple[date, date] | None:
-    """The time window a query names ("in May 2023", "last week", "in 2022"), or None."""
+    """The time window a query names, or None: a date ("on 7 May 2023", "2023-05-07", "5/7/2023"), a
+    month ("in May 2023"), a year ("in 2022"), and, with a `reference` time, relative expressions ("last
+    week") and days or months without a year ("on March 3rd", "in March": the last one before it)."""
     m = _ABS_DATE.search(text)
     if m:
-        if m.group(1):
-            d = date(int(m.group(3)), MONTHS.index(m.group(2).lower()) + 1, int(m.group(1)))
-        else:
-            d = date(int(m.group(6)), MONTHS.index(m.group(4).lower()) + 1, int(m.group(5)))
+        d = (_day(int(m.group(3)), _month_index(m.group(2)), int(m.group(1))) if m.group(1)
+             else _day(int(m.group(6)), _month_index(m.group(4)), int(m.group(5))))
+        if d:
+            return d, d
+    m = _ISO_DATE.search(text)
+    if m and (d := _day(int(m.group(1)), int(m.group(2)), int(m.group(3)))):
         return d, d
+    m = _NUMERIC_DATE.search(text)
+    if m:
+        a, b, y = int(m.group(1)), int(m.group(2)), int(m.group(3))
+        y += 2000 if y < 100 else 0
+        d = _day(y, a, b) if a <= 12 else _day(y, b, a)  # 15/3/2024 can only be day first
+        if d:
+            return d, d
     m = _MONTH_YEAR.search(text)
     if m:
-        y, mo = int(m.group(2)), MONTHS.index(m.group(1).lower()) + 1
-        nxt = date(y + (mo == 12), mo % 12 + 1, 1)
-        return date(y, mo, 1), nxt - timedelta(days=1)
+        y, mo = int(m.group(2)), _month_index(m.group(1))
+        return date(y, mo, 1), month_end(y, mo)
     if reference is not None:
-        mentions = find_time_mentions(text, reference)
+        ref = reference.date() if isinstance(reference, datetime) else reference
+        m = next((m for m in _DAY_MONTH.finditer(text) if "may" not in m.group(0)), None)  # "you may 2x it"
+        if m:
+            mo, day = (_month_index(m.group(2)), int(m.group(1))) if m.group(1) else (
+                _month_index(m.group(3)), int(m.group(4)))
+            d = _day(ref.year, mo, day)
+            if d and d > ref:
+                d = _day(ref.year - 1, mo, day)
+            if d:
+                return d, d
+        mentions = find_time_mentions(text, ref)
         if mentions:
             return mentions[0].first, mentions[0].last
+        m = _MONTH_ALONE.search(text)
+        if m:
+            mo = _month_index(m.group(1))
+            y = ref.year if mo <= ref.month else ref.year - 1
+            return date(y, mo, 1), month_end(y, mo)
     m = _YEAR.search(text)
     if m:
         y = int(m.group(1))

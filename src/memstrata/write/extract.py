@@ -58,11 +58,38 @@ class Extractor(Protocol):
     def extract(self, episodes: Sequence[Episode], participants: Sequence[str]) -> list[NoteDraft]: ...
 
 
+#: Abbreviations whose period ends no sentence ("St. Mary's", "Dr. Lee", "e.g. Lisbon").
+_ABBREVIATION_END = re.compile(
+    r"(?:^|[\s(])(?:mr|mrs|ms|dr|prof|st|mt|ft|jr|sr|rev|capt|lt|sgt|vs|approx|dept|e\.g|i\.e)\.$", re.I)
+_INITIAL_END = re.compile(r"(?:^|(?:^|\s)(\S+)\s+)[A-Z]\.$")  # "John F." / "C." (the word before, if any)
+_ACRONYM_END = re.compile(r"(?:^|\s)(?:[A-Z]\.){2,}$")  # "the U.S."
+_INITIAL_START = re.compile(r"^[A-Z]\.(?:\s|$)")
+
+
+def _continues(part: str, nxt: str) -> bool:
+    """Whether the period ending `part` is an abbreviation's or an initial's, not a sentence's."""
+    if _ABBREVIATION_END.search(part) or _ACRONYM_END.search(part):
+        return True
+    initial = _INITIAL_END.search(part)
+    if not initial:
+        return False
+    before = initial.group(1) or ""
+    # an initial follows a name or another initial, or comes before one: "John F. Kennedy", "C. S. Lewis"
+    return bool(_INITIAL_START.match(nxt)) or bool(re.fullmatch(r"[A-Z][\w'’.-]*", before))
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a turn; very short fragments are joined to their neighbour."""
+    """Sentences of a turn; a period after an abbreviation or an initial ends none, and very short
+    fragments are joined to their neighbour."""
     parts = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
-    merged: list[str] = []
+    joined: list[str] = []
     for p in parts:
+        if joined and _continues(joined[-1], p):
+            joined[-1] = f"{joined[-1]} {p}"
+        else:
+            joined.append(p)
+    merged: list[str] = []
+    for p in joined:
         if merged and len(p.split()) <= 2:
             merged[-1] = f"{merged[-1]} {p}"
         else:

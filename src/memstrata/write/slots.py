@@ -18,6 +18,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^{_NAME} (?:has )?(?:just |recently )?(?:moved|relocated|is moving) (?:back )?to\b"), "lives_in"),
     (re.compile(rf"^{_NAME} (?:now |currently )?(?:works|is working|has started working) (?:at|for)\b"), "works_at"),
     (re.compile(rf"^{_NAME} (?:now |currently )?(?:works|is working) as\b"), "job"),
+    # a change of job said as what one is now: "Ana is now a nurse practitioner at Riverside Clinic"
+    (re.compile(rf"^{_NAME} is now an? (?:[\w-]+ ){{1,3}}(?:at|for|with)\b"), "job"),
     (re.compile(rf"^{_NAME} is (?:now )?\d+ years old\b"), "age"),
     (re.compile(rf"^{_NAME}['’]s favou?rite (?P<a>[a-z]+(?: [a-z]+)?) (?:is|are)\b"), "favorite"),
     (re.compile(
@@ -46,12 +48,20 @@ def describes(text: str, subjects: Sequence[str]) -> bool:
     return bool(m) and m.group("s").lower() in {s.lower() for s in subjects} and not body.endswith("!")
 
 
+#: A time adverb before the subject, which says the statement is an update.
+_SINCE = re.compile(r"^(?:now|these days|currently|nowadays|since then),? (?=[A-Z]|the (?:user|assistant)\b)", re.I)
+
+
 def slot_of(text: str, subjects: Sequence[str]) -> str | None:
     """``"ana|lives_in"`` for "Ana moved to Porto last week.", or None.
 
-    Only statements whose subject is one of `subjects` (the scope's participants) get a slot.
+    Only statements whose subject is one of `subjects` (the scope's participants) get a slot; a
+    statement opening with "We" is taken as the first subject's (the speaker's).
     """
     body = re.sub(r"^[\w'’-]+: ", "", text.strip())  # drop a "Speaker: " prefix
+    body = _SINCE.sub("", body)  # "Now the user's commute is ..."
+    if subjects and body.startswith("We "):  # "We moved to Porto": the speaker did (a home is shared)
+        body = f"{subjects[0]} {body[3:]}"
     allowed = {s.lower() for s in subjects}
     for pattern, kind in _PATTERNS:
         m = pattern.match(body)
