@@ -14,7 +14,7 @@ from memstrata.errors import InvalidInput
 from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
-from memstrata.model import Episode, Note, ProfileFact, Scope, SearchHit
+from memstrata.model import ASSISTANT_LABEL, USER_LABEL, Episode, Note, ProfileFact, Scope, SearchHit
 from memstrata.read.pack import pack, with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
@@ -553,6 +553,26 @@ def test_a_first_person_query_is_about_the_user_and_its_time_is_relative_to_when
     assert "Sintra" in block.text and "Arrabida" not in block.text
     with pytest.raises(InvalidInput, match="reference_time"):
         memory.search(question, user_id="u", reference_time="not a time")
+
+
+def test_a_query_that_says_what_you_did_is_about_the_assistant_too(memory: Memory):
+    """"you" in a query is the assistant (its suggestion ranks with the user's own words), unless it only
+    frames a request ("Can you tell me ...")."""
+    from memstrata.read.query import analyse
+
+    def at(day: int) -> datetime:
+        return datetime(2024, 4, day, 18, tzinfo=timezone.utc)
+
+    memory.add([{"role": "user", "content": "I want to cook something light for my dinner tonight."},
+                {"role": "assistant", "content": "For a light dinner, try a lemon and herb grilled fish with salad."}],
+               user_id="u", timestamp=at(3))
+    memory.add([{"role": "user", "content": "I had a heavy pasta dinner with my brother yesterday."}], user_id="u", timestamp=at(5))
+    memory.add([{"role": "user", "content": "My dinner tonight is a light vegetable soup."}], user_id="u", timestamp=at(6))
+    hits = memory.search("What did you suggest for my light dinner?", user_id="u", limit=3, reinforce=False)
+    assert any("grilled fish" in h.record.content for h in hits), [h.record.content for h in hits]
+    assert analyse("What did you suggest for my light dinner?", []).persons == [USER_LABEL, ASSISTANT_LABEL]
+    assert analyse("Can you tell me what I had for dinner?", []).persons == [USER_LABEL]
+    assert analyse("Do you remember what you said about Porto?", []).persons == [ASSISTANT_LABEL]
 
 
 def test_a_turn_whose_notes_were_all_superseded_ranks_as_out_of_date(memory: Memory):

@@ -67,6 +67,14 @@ class QueryPlan:
 _FIRST_PERSON = re.compile(r"\b(?:me|my|mine|myself)\b|(?<![\w.'’])i(?![\w.])", re.I)
 
 
+#: "you", "your": a query that says what the assistant did is (also) about the assistant ...
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
+#: ... unless "you" only frames a request to it ("Can you tell me ...", "Do you remember ...").
+_REQUEST = re.compile(
+    r"\b(?:can|could|would|will|do|did)\s+you\s+(?:please\s+)?(?:tell|remind|show|give|help|list|find|recall|"
+    r"remember|know|summari[sz]e|let|check|look)\b|\bthank(?:s| you)\b|\byou\s+know\b", re.I)
+
+
 def _names(text: str, name: str) -> bool:
     return bool(name) and re.search(rf"\b{re.escape(name.lower())}\b", text) is not None
 
@@ -78,7 +86,8 @@ def analyse(
 
     Besides the scope's participants, "the user" and "the assistant" (whom the notes of unnamed turns
     are about) count as named. A query is about the user when it is in the first person ("Where did I
-    ...?") or names the scope's `user_id` ("Where does Ana live?" in user ana's scope)."""
+    ...?") or names the scope's `user_id` ("Where does Ana live?" in user ana's scope), and about the
+    assistant when it says "you" other than to ask ("What did you recommend?", not "Can you tell me ...")."""
     lowered = query.lower()
     persons = [p for p in dict.fromkeys([*participants, USER_LABEL, ASSISTANT_LABEL]) if p and _names(lowered, p)]
     words = {w for p in persons for w in lexical_terms(p)}
@@ -87,5 +96,7 @@ def analyse(
         persons.append(USER_LABEL)
     if _FIRST_PERSON.search(query):
         persons.append(USER_LABEL)
+    if _SECOND_PERSON.search(_REQUEST.sub(" ", query)):
+        persons.append(ASSISTANT_LABEL)
     return QueryPlan(text=query, terms=lexical_terms(query), persons=list(dict.fromkeys(persons)),
                      window=find_date_range(query, reference), name_terms=frozenset(words))
