@@ -432,7 +432,7 @@ def test_touch_sets_strength_and_last_access_in_scope_only(store, embedder):
 
 
 def _matrix_fields(m) -> tuple:
-    return (m.ids, m.rids.tolist(), m.matrix.tolist(), m.session.tolist(), m.event_time.tolist(), m.layer.tolist(),
+    return (m.ids.tolist(), m.rids.tolist(), m.matrix.tolist(), m.session.tolist(), m.event_time.tolist(), m.layer.tolist(),
             m.status.tolist(), m.valid_from.tolist(), m.valid_to.tolist(), m.kind.tolist())
 
 
@@ -501,15 +501,21 @@ def test_a_patch_that_appends_grows_the_buffer_without_changing_a_matrix_in_use(
     two = one.patched(np.array([42]), rows([42]))
     assert two.buffer is one.buffer and np.shares_memory(two.matrix, one.matrix)
     assert np.array_equal(one.matrix, before) and len(one.ids) == 41 and two.ids[-1] == "r42"
+    for name in ("rids", "ids", "session", "event_time", "status", "kind"):  # every column grows in place
+        assert np.shares_memory(getattr(two, name), getattr(one, name)), name
     other = one.patched(np.array([43]), rows([43]))  # one's buffer has grown past it already
-    assert other.buffer is not one.buffer and np.array_equal(two.matrix[41], two.buffer.array[41])
+    assert other.buffer is not one.buffer and np.array_equal(two.matrix[41], two.buffer.columns["matrix"][41])
     assert other.ids[-1] == "r43" and not np.array_equal(other.matrix[41], two.matrix[41])
+    assert two.ids[-1] == "r42" and two.rids[-1] == 42  # the other patch wrote into a buffer of its own
     archived = rows([5], status="archived", vecs=two.matrix[4:5])  # the same vector: none is copied
     three = two.patched(np.array([5]), archived)
     assert np.shares_memory(three.matrix, two.matrix) and three.status[4] != two.status[4]
-    assert three.status.tolist().count(three.status[4]) == 1
-    gone = three.patched(np.array([6]), rows([]))  # a row removed: the general path copies
-    assert len(gone.ids) == len(three.ids) - 1 and "r6" not in gone.ids and gone.buffer is None
+    assert three.status.tolist().count(three.status[4]) == 1 and two.status[4] == one.status[4]
+    four = three.patched(np.array([44]), rows([44]))  # an append after the status change keeps it
+    assert np.shares_memory(four.matrix, two.matrix) and four.status[4] == three.status[4] != two.status[4]
+    assert four.ids[-1] == "r44" and len(three.ids) == 42 and len(two.ids) == 42
+    gone = four.patched(np.array([6]), rows([]))  # a row removed: the general path copies
+    assert len(gone.ids) == len(four.ids) - 1 and "r6" not in gone.ids and gone.buffer is None
 
 
 def test_a_matrix_cached_before_another_process_reset_is_read_again(tmp_path, embedder):

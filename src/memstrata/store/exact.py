@@ -42,21 +42,31 @@ def blas_threads(threads: int | None) -> Iterator[None]:
         yield
 
 
-#: Spare rows a patch that appends gives the vectors' buffer, as a share of its rows (a scope being
+#: Spare rows a patch that appends gives the columns' buffer, as a share of its rows (a scope being
 #: written to grows in place until they are used up, then is copied once into a larger buffer).
 GROW_SHARE = 0.125
 
 
 @dataclass
 class RowBuffer:
-    """Vectors with spare rows at the end; `filled` rows are in use (by the matrix that grew last)."""
+    """A matrix's columns (row ids, ids, vectors, the filter fields) with spare rows at the end; `filled`
+    rows are in use, by the matrix that grew last. Every matrix sharing the buffer shows the first rows
+    of its columns, and a patch writes only past them, or into a column of its own."""
 
-    array: np.ndarray
+    columns: dict[str, np.ndarray]
     filled: int
     lock: threading.Lock = field(default_factory=threading.Lock)
 
+    @property
+    def capacity(self) -> int:
+        return len(self.columns["rids"])
 
-#: The per-row fields of a `ScopeMatrix` beside its ids and vectors.
+    @property
+    def nbytes(self) -> int:
+        return sum(int(c.nbytes) for c in self.columns.values())
+
+
+#: The per-row fields of a `ScopeMatrix` beside its row ids, ids and vectors.
 _FIELDS = ("session", "event_time", "layer", "status", "valid_from", "valid_to", "kind")
 
 
@@ -65,7 +75,7 @@ class ScopeMatrix:
     """Vectors of one scope and the per-row fields filters need."""
 
     rids: np.ndarray  # int64 row ids
-    ids: list[str]
+    ids: np.ndarray  # object array of record ids
     matrix: np.ndarray  # float32 (n, dim), rows L2-normalised
     session: np.ndarray  # object array of session ids (None allowed)
     event_time: np.ndarray  # float64 epoch seconds
@@ -81,12 +91,17 @@ class ScopeMatrix:
     #: The backend's change mark when the rows were read (None: it keeps no change log); rows changed
     #: after it are what `patched` takes in (store/vecpath.py).
     mark: int | None = None
-    #: The buffer `matrix` is the first rows of, when a patch appended to it (None: `matrix` is its own).
+    #: The buffer the columns are the first rows of, when a patch appended to it (None: they are their own).
     buffer: "RowBuffer | None" = field(default=None, repr=False, compare=False)
 
     @property
     def active(self) -> np.ndarray:
         return self.status == ACTIVE
+
+    def _columns(self) -> dict[str, np.ndarray]:
+        """The per-row arrays by name (a field this matrix does not have is left out)."""
+        cols = {"rids": self.rids, "ids": self.ids, "matrix": self.matrix}
+        return cols | {f: getattr(self, f) for f in _FIELDS if getattr(self, f) is not None}
 
     def patched(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix":
         """These rows with the `changed` row ids taken out and `fresh` (the current state of those still
@@ -98,10 +113,10 @@ class ScopeMatrix:
         return self._patched_in_place(changed, fresh) or self._patched_by_copy(changed, fresh)
 
     def _patched_in_place(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix | None":
-        """The usual patch without copying the vectors: no row removed or re-embedded, new rows after the
-        last (new records), changed rows' other fields replaced. The new rows go into the spare capacity
-        of the vectors' buffer, past the rows any matrix sharing it shows. None when the patch is not of
-        that kind."""
+        """The usual patch, without copying what did not change: no row removed or re-embedded, new rows
+        after the last (new records), changed rows' fields replaced. New rows go into the buffer's spare
+        rows, past the rows any matrix sharing it shows; a field that changed in a row this matrix has is
+        copied (whole, into a column of the new matrix's own). None when the patch is not of that kind."""
         n = len(self.rids)
         at = np.searchsorted(self.rids, fresh.rids)
         inside = (at < n) & (self.rids[np.minimum(at, n - 1)] == fresh.rids)
@@ -115,40 +130,55 @@ class ScopeMatrix:
         pos = at[inside]
         if not np.array_equal(self.matrix[pos], fresh.matrix[inside]):
             return None  # re-embedded
-        if not len(added) and all(np.array_equal(getattr(self, f)[pos], getattr(fresh, f)[inside]) for f in _FIELDS
-                                  if getattr(self, f) is not None and getattr(fresh, f) is not None):
+        mine, theirs = self._columns(), fresh._columns()
+        names = [c for c in mine if c in theirs]  # a field one side lacks is lacking in the result
+        edits = {f: (pos, theirs[f][inside]) for f in _FIELDS if f in names
+                 and not np.array_equal(mine[f][pos], theirs[f][inside])}
+        if not len(added) and not edits:
             return self  # nothing a search sees changed (the version moved for another reason)
-        matrix, buffer = self._grown(fresh.matrix[added])
+        if len(added):
+            columns, buffer = self._grown({c: theirs[c][added] for c in names}, edits)
+        else:  # fields only: the edited ones copied, the others shared as they are
+            columns, buffer = {c: mine[c] for c in names}, self.buffer
+            for f, (rows, values) in edits.items():
+                columns[f] = mine[f].copy()
+                columns[f][rows] = values
+        return ScopeMatrix(**({f: None for f in _FIELDS} | columns), buffer=buffer)
 
-        def updated(old: np.ndarray | None, new: np.ndarray | None) -> np.ndarray | None:
-            if old is None or new is None:
-                return None
-            out = np.concatenate([old, new[added]])
-            out[pos] = new[inside]
-            return out
+    def _grown(
+        self, added: dict[str, np.ndarray], edits: dict[str, tuple[np.ndarray, np.ndarray]]
+    ) -> tuple[dict[str, np.ndarray], RowBuffer]:
+        """This matrix's columns with the `added` rows appended and the `edits` (rows, values) made, and
+        the buffer they are views of: this matrix's, when it has room and no other matrix has grown into
+        it (a column this matrix does not share with it, or an edited one, is copied into a new column of
+        it), else a new buffer with `GROW_SHARE` spare rows."""
+        n, k = len(self.rids), len(added["rids"])
+        mine = self._columns()
 
-        return ScopeMatrix(
-            rids=np.concatenate([self.rids, fresh.rids[added]]), ids=self.ids + [fresh.ids[i] for i in added],
-            matrix=matrix, buffer=buffer, **{f: updated(getattr(self, f), getattr(fresh, f)) for f in _FIELDS},
-        )
+        def column(name: str, size: int) -> np.ndarray:
+            col = np.empty((size, *mine[name].shape[1:]), dtype=mine[name].dtype)
+            col[:n] = mine[name]
+            if name in edits:
+                col[edits[name][0]] = edits[name][1]
+            return col
 
-    def _grown(self, rows: np.ndarray) -> tuple[np.ndarray, "RowBuffer | None"]:
-        """This matrix with `rows` appended, and the buffer it is a view of: written into this matrix's
-        buffer when it has room and no other matrix has grown into it, else a new buffer with
-        `GROW_SHARE` spare rows."""
-        n, k = len(self.ids), len(rows)
-        if not k:
-            return self.matrix, self.buffer
         buf = self.buffer
         if buf is not None:
             with buf.lock:
-                if buf.filled == n and n + k <= len(buf.array):
-                    buf.array[n : n + k] = rows
+                if buf.filled == n and n + k <= buf.capacity and buf.columns.keys() == added.keys():
+                    for name, rows in added.items():
+                        if name in edits or mine[name].base is not buf.columns[name]:
+                            buf.columns[name] = column(name, buf.capacity)
+                        buf.columns[name][n : n + k] = rows
                     buf.filled = n + k
-                    return buf.array[: n + k], buf
-        array = np.empty((n + k + max(k, int(GROW_SHARE * (n + k))), self.matrix.shape[1]), dtype=self.matrix.dtype)
-        array[:n], array[n : n + k] = self.matrix, rows
-        return array[: n + k], RowBuffer(array, n + k)
+                    return {name: col[: n + k] for name, col in buf.columns.items()}, buf
+        size = n + k + max(k, int(GROW_SHARE * (n + k)))
+        columns = {}
+        for name, rows in added.items():
+            columns[name] = column(name, size)
+            columns[name][n : n + k] = rows
+        buf = RowBuffer(columns, n + k)
+        return {name: col[: n + k] for name, col in columns.items()}, buf
 
     def _patched_by_copy(self, changed: np.ndarray, fresh: "ScopeMatrix") -> "ScopeMatrix":
         """Any patch: the rows kept and `fresh` joined into new arrays, in row-id order."""
@@ -169,16 +199,16 @@ class ScopeMatrix:
             both = np.concatenate([old if whole else old[keep], new])
             return both if order is None else both[order]
 
-        ids = (self.ids if whole else [self.ids[i] for i in keep]) + fresh.ids
         return ScopeMatrix(
-            rids=rids if order is None else rids[order], ids=ids if order is None else [ids[i] for i in order],
+            rids=rids if order is None else rids[order], ids=join(self.ids, fresh.ids),
             matrix=join(self.matrix, fresh.matrix), **{f: join(getattr(self, f), getattr(fresh, f)) for f in _FIELDS},
         )
 
     @property
     def nbytes(self) -> int:
-        vectors = self.buffer.array.nbytes if self.buffer is not None else self.matrix.nbytes  # spare rows too
-        return int(vectors + self.rids.nbytes + 3 * self.event_time.nbytes + 72 * len(self.ids))
+        """The arrays (the whole buffer, spare rows too, when the matrix has one) and about 64 bytes per id."""
+        arrays = self.buffer.nbytes if self.buffer is not None else sum(int(c.nbytes) for c in self._columns().values())
+        return arrays + 64 * len(self.ids)
 
     def mask(
         self,

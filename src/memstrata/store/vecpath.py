@@ -35,7 +35,7 @@ def scope_matrix(rows: Sequence[tuple]) -> ScopeMatrix:
         matrix = np.zeros((0, 0), dtype=np.float32)
     return ScopeMatrix(
         rids=np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows)),
-        ids=[r[1] for r in rows],
+        ids=np.array([r[1] for r in rows], dtype=object),
         matrix=matrix,
         session=np.array([r[2] for r in rows], dtype=object),
         event_time=np.fromiter((r[3] for r in rows), dtype=np.float64, count=len(rows)),
@@ -165,7 +165,7 @@ class ExactVectorSearch:
     ) -> list[tuple[str, float]]:
         """Cosine similarity (vectors are normalised) against the scope's records embedded with `model`."""
         entry = self._load_matrix(scope, model)
-        if not entry.ids:
+        if not len(entry.ids):
             return []
         if entry.matrix.shape[1] != vector.shape[-1]:
             raise StoreError(
