@@ -49,7 +49,7 @@ def describes(text: str, subjects: Sequence[str]) -> bool:
 
 
 #: A time adverb before the subject, which says the statement is an update.
-_SINCE = re.compile(r"^(?:now|these days|currently|nowadays|since then),? (?=[A-Z]|the (?:user|assistant)\b)", re.I)
+_SINCE = re.compile(r"^(?:now|these days|currently|nowadays|since then),? ", re.I)
 
 
 def slot_of(text: str, subjects: Sequence[str]) -> str | None:
