@@ -59,6 +59,16 @@ def test_a_weekend_is_read_from_the_day_it_is_said_on():
     assert "(the weekend of 6 May 2023)" in annotate_times("last weekend", wednesday)[0]
 
 
+def test_a_bare_weekday_is_dated_by_the_tense_of_its_sentence():
+    thursday = datetime(2024, 6, 20, 19, tzinfo=timezone.utc)
+    assert "turned 7 on Saturday (15 June 2024)" in annotate_times("Lily turned 7 on Saturday.", thursday)[0]
+    assert "On Friday (14 June 2024), I got" in annotate_times("On Friday, I got great news.", thursday)[0]
+    assert "on Saturday (22 June 2024)" in annotate_times("I will see you on Saturday.", thursday)[0]
+    # no tense to go by, or a present that is a habit: no date
+    for text in ("See you on Sunday at the park.", "The shop is closed on Sunday.", "We are meeting on Monday."):
+        assert annotate_times(text, thursday)[0] == text
+
+
 def test_query_time_windows():
     assert find_date_range("What did she do in May 2023?") == (date(2023, 5, 1), date(2023, 5, 31))
     assert find_date_range("on 7 May, 2023") == (date(2023, 5, 7), date(2023, 5, 7))
@@ -393,6 +403,8 @@ def test_the_verbs_of_a_resolved_you_and_of_questions_agree_too():
     assert resolve_persons("It made you feel welcome; I saw you dance; can you help?", "Ana", "Ben") == (
         "It made Ben feel welcome; Ana saw Ben dance; can Ben help?")
     assert resolve_persons("Don’t you love it?", "Ana", "Ben") == "Doesn’t Ben love it?"
+    assert resolve_persons("I suggest staying in Gion; you deserve a rest.", "Ana", "Ben") == (
+        "Ana suggests staying in Gion; Ben deserves a rest.")
 
 
 def test_a_shared_photo_is_a_statement_of_its_own():

@@ -64,6 +64,7 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(next)\s+(weekend)\b", re.I), "next_weekend"),
     (re.compile(r"\b(last|this\s+past)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "last_weekday"),
     (re.compile(r"\b(next|this\s+coming)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "next_weekday"),
+    (re.compile(r"\b(on)\s+(monday|tuesday|wednesday|thursday|friday|saturday|sunday)\b", re.I), "on_weekday"),
     (re.compile(r"\b(last|past|previous)\s+(week)\b", re.I), "last_week"),
     (re.compile(r"\b(next|coming)\s+(week)\b", re.I), "next_week"),
     (re.compile(r"\b(this)\s+(week)\b", re.I), "this_week"),
@@ -75,6 +76,28 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(this)\s+(year)\b", re.I), "this_year"),
     (re.compile(r"\b(last|this\s+past)\s+(summer|winter|spring|fall|autumn)\b", re.I), "last_season"),
 ]
+
+
+#: What tells, in the sentence around a bare weekday ("on Saturday"), whether it is past or to come.
+_FUTURE = re.compile(r"\b(?:will|won['’]t|shall|gonna|going to|plan(?:s|ning)? to|hope to|can['’]t wait|looking forward|"
+                     r"next|tomorrow|upcoming|coming up)\b|['’]ll\b", re.I)
+_PAST = re.compile(r"\b(?:was|were|went|had|did|got|made|took|saw|came|met|threw|won|ran|gave|bought|found|told|said|"
+                   r"left|began|ate|drank|wrote|felt|spent|brought|caught|flew)\b", re.I)
+#: A word in -ed is a past verb unless the sentence is in the present ("The shop is closed on Sunday").
+_PAST_ED = re.compile(r"\b\w{2,}ed\b", re.I)
+_PRESENT = re.compile(r"\b(?:is|are|am)\b|['’](?:m|re|s)\b", re.I)
+
+
+def _tense(text: str, start: int, end: int) -> str | None:
+    """"future", "past" or None for the sentence of `text` around `start:end`."""
+    lo = max((text.rfind(c, 0, start) for c in ".!?"), default=-1) + 1
+    his = [i for i in (text.find(c, end) for c in ".!?") if i >= 0]
+    sentence = text[lo : min(his) if his else len(text)]
+    if _FUTURE.search(sentence):
+        return "future"
+    if _PAST.search(sentence) or (_PAST_ED.search(sentence) and not _PRESENT.search(sentence)):
+        return "past"
+    return None
 
 
 def _number(text: str) -> int:
@@ -120,6 +143,14 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
     if kind == "last_weekday":
         wd = _WEEKDAYS.index(match.group(2).lower())
         d = ref - timedelta(days=(ref.weekday() - wd) % 7 or 7)
+        return fmt_day(d), d, d
+    if kind == "on_weekday":  # "on Saturday": the one before in a sentence about the past, the next one ahead
+        tense = _tense(match.string, match.start(), match.end())
+        if tense is None:
+            return None
+        wd = _WEEKDAYS.index(match.group(2).lower())
+        step = (ref.weekday() - wd) % 7 or 7 if tense == "past" else -((wd - ref.weekday()) % 7 or 7)
+        d = ref - timedelta(days=step)
         return fmt_day(d), d, d
     if kind == "next_weekday":
         wd = _WEEKDAYS.index(match.group(2).lower())

@@ -148,7 +148,9 @@ _PRESENT_VERBS = frozenset(
     hike hope imagine keep know learn like listen live look love make mean meet mentor miss need own paint pick
     plan play practice prefer promise realize read recommend remember run say see seem sing start stay study
     support swim take talk teach tell think train travel try understand use visit volunteer wait walk want watch
-    wish wonder work worry write""".split()
+    wish wonder work worry write advise ask assume bring check choose deserve doubt fear follow hold intend
+    lead leave manage mention notice offer order pay prepare propose rent save sell send share sleep spend
+    suggest suppose trust wear""".split()
 )
 #: Finite forms that change with a third-person subject, after it ("you were" -> "Ben was") or before it in
 #: a question ("do you" -> "does Ben", "are you" -> "is Ben").
