@@ -279,3 +279,16 @@ def test_embedding_cache_is_per_owner_and_forgets_what_is_deleted(tmp_path, embe
     m.delete_all(user_id="ana")
     assert set(m.store.embedding_cache_get(counting.name, list(keys.values()))) == {keys["bob"]}
     m.close()
+
+
+def test_a_document_is_nobodys_turn(memory: Memory):
+    """A message without a role is the user's; a document's statements are nobody's ("The user: ..."
+    would say the user stated them), unless it names a role."""
+    doc = memory.add({"content": "Maria Lopez owns the backend. The budget is 120,000 euros.", "kind": "document"},
+                     user_id="w")
+    said = memory.add("I own the mobile app.", user_id="w")
+    assert doc.episodes[0].role is None and said.episodes[0].role == "user"
+    notes = {n.content for n in memory.list(user_id="w", layers=[1]).items}
+    assert {"Maria Lopez owns the backend.", "The user owns the mobile app."} <= notes, notes
+    block = memory.context("Who owns the backend?", user_id="w", budget_tokens=100)
+    assert "Maria Lopez owns the backend" in block.text and "user: Maria" not in block.text

@@ -139,7 +139,8 @@ class Memory:
         """Store messages as L0 episodes (one transaction); searchable as soon as this returns.
 
         `messages` is a text, a message dict (`role`, `content`, optional `name`/`speaker`,
-        `timestamp`, `metadata`, `kind`) or a list of either. `timestamp` is when it happened
+        `timestamp`, `metadata`, `kind`) or a list of either; a message without a `role` is the user's,
+        another `kind` ("document", "event") nobody's turn unless it names one. `timestamp` is when it happened
         (ISO 8601, datetime or epoch seconds; default now); a message's own timestamp wins.
         `importance` (0..1) sets how slowly these memories and the notes drawn from them fade.
         """
@@ -160,14 +161,16 @@ class Memory:
             content = check.text(msg.get("content"), f"{f}.content")
             event_time = check.timestamp(msg.get("timestamp"), f"{f}.timestamp") or call_time or stamp
             meta = check.metadata({**call_meta, **check.metadata(msg.get("metadata"), f"{f}.metadata")}, f"{f}.metadata")
+            kind = check.optional_name(msg.get("kind"), f"{f}.kind") or "message"
             episodes.append(
                 Episode(
                     id=new_id("episode"),
-                    kind=check.optional_name(msg.get("kind"), f"{f}.kind") or "message",
+                    kind=kind,
                     user_id=scope.user_id,
                     agent_id=scope.agent_id,
                     session_id=scope.session_id,
-                    role=check.optional_name(msg.get("role"), f"{f}.role") or "user",
+                    # a message is the user's unless it says otherwise; a document or an event is nobody's turn
+                    role=check.optional_name(msg.get("role"), f"{f}.role") or ("user" if kind == "message" else None),
                     speaker=check.optional_name(msg.get("speaker", msg.get("name")), f"{f}.speaker"),
                     content=content,
                     event_time=event_time,

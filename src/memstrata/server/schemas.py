@@ -77,7 +77,8 @@ class Message(_Body):
         description=f"the text, at most {limits.MAX_CONTENT_CHARS:,} characters (413 above)",
         json_schema_extra=text_schema(limits.MAX_CONTENT_CHARS),
     )
-    role: str | None = Field(None, description="user, assistant, system, tool, ... (default user)")
+    role: str | None = Field(
+        None, description="user, assistant, system, tool, ... (default: user for a message, none for another kind)")
     name: str | None = Field(None, description="speaker name (alias of speaker)")
     speaker: str | None = None
     timestamp: Timestamp | None = Field(None, description="when it was said: ISO 8601 or epoch seconds")
