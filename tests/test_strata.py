@@ -414,6 +414,20 @@ def test_a_shared_photo_is_a_statement_of_its_own():
         "We made a bowl.", "It is blue and shiny!", "[shares a photo: a clay bowl]"]
 
 
+def test_list_items_and_paragraphs_are_statements_of_their_own():
+    from memstrata.write.extract import split_sentences
+
+    answer = ("Here is a plan for your 10k:\n\n1. Run 3 times a week: Monday, Wednesday and Saturday.\n"
+              "2. Keep the Saturday run long.\n- Stretch after each run\n\n**Note:** add no more than 10% a week.")
+    assert split_sentences(answer) == [
+        "Here is a plan for your 10k:", "Run 3 times a week: Monday, Wednesday and Saturday.",
+        "Keep the Saturday run long.", "Stretch after each run", "Note: add no more than 10% a week."]
+    assert split_sentences("Shopping list:\n- milk\n- eggs\n\n## Later\nCall mom.") == [
+        "Shopping list: milk, eggs", "Later", "Call mom."]
+    assert split_sentences("A line that wraps\nonto the next one. Then another one follows.") == [
+        "A line that wraps onto the next one.", "Then another one follows."]
+
+
 def test_an_abbreviation_or_an_initial_ends_no_sentence():
     from memstrata.write.extract import split_sentences
 

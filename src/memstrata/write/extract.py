@@ -78,22 +78,55 @@ def _continues(part: str, nxt: str) -> bool:
     return bool(_INITIAL_START.match(nxt)) or bool(re.fullmatch(r"[A-Z][\w'’.-]*", before))
 
 
+#: A paragraph break, or a line break before a list item or a heading, ends a block of text.
+_BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=[ \t]*(?:[-*•>]|#{1,6}|\d{1,2}[.)])\s)")
+_LIST_MARKER = re.compile(r"^(?:[-*•>]|\d{1,2}[.)])\s+")
+_HEADING_MARKER = re.compile(r"^#{1,6}\s+")
+_EMPHASIS = re.compile(r"(\*\*|__|`)(.+?)\1")
+
+
+_HEADING_LINE = re.compile(r"^(#{1,6}[ \t].*)$", re.M)
+
+
+def _blocks(text: str) -> list[str]:
+    """Paragraphs, list items and headings of `text` as plain text (markers and emphasis taken off); a
+    short list item ("milk") joins the item or the "...:" line before it ("Shopping list: milk, eggs")."""
+    blocks: list[str] = []
+    listing = False  # the last block ends a "...:" line or a list of short items
+    for raw in _BLOCK_BREAK.split(_HEADING_LINE.sub("\\1\n", text.strip())):
+        item = bool(_LIST_MARKER.match(raw.strip()))
+        bare = _HEADING_MARKER.sub("", _LIST_MARKER.sub("", raw.strip()))
+        block = " ".join(_EMPHASIS.sub(r"\2", bare).split())
+        if not block:
+            continue
+        short = item and len(block.split()) <= 3 and not block.endswith((".", "!", "?"))
+        if blocks and short and (listing or blocks[-1].endswith(":")):
+            blocks[-1] += (" " if blocks[-1].endswith(":") else ", ") + block
+            listing = True
+        else:
+            blocks.append(block)
+            listing = False
+    return blocks
+
+
 def split_sentences(text: str) -> list[str]:
-    """Sentences of a turn; a period after an abbreviation or an initial ends none, and very short
-    fragments are joined to their neighbour."""
-    parts = [p.strip() for p in _SENTENCE_END.split(text.strip()) if p.strip()]
-    joined: list[str] = []
-    for p in parts:
-        if joined and _continues(joined[-1], p):
-            joined[-1] = f"{joined[-1]} {p}"
-        else:
-            joined.append(p)
+    """Sentences of a turn, block by block (paragraphs, list items); a period after an abbreviation or
+    an initial ends none, and very short fragments are joined to their neighbour."""
     merged: list[str] = []
-    for p in joined:
-        if merged and len(p.split()) <= 2:
-            merged[-1] = f"{merged[-1]} {p}"
-        else:
-            merged.append(p)
+    for block in _blocks(text):
+        joined: list[str] = []
+        for p in (p.strip() for p in _SENTENCE_END.split(block)):
+            if not p:
+                continue
+            if joined and _continues(joined[-1], p):
+                joined[-1] = f"{joined[-1]} {p}"
+            else:
+                joined.append(p)
+        for i, p in enumerate(joined):
+            if i and len(p.split()) <= 2:
+                merged[-1] = f"{merged[-1]} {p}"
+            else:
+                merged.append(p)
     return merged
 
 
