@@ -101,3 +101,18 @@ def test_async_experience(tmp_path, embedder):
 
     rec, hits = asyncio.run(run())
     assert hits[0].id == rec.id and hits[0].label == "unknown", "\"booked\" says neither success nor failure"
+
+
+def test_an_error_named_in_the_steps_finds_its_experience(agent_memory: Memory):
+    """Two deployments alike in task and outcome, each with its own failure in the steps: a query that
+    describes one failure finds that experience first (its trajectory is searched too)."""
+    m = agent_memory
+    auth = m.add_experience("Deploy the web app to staging", ["ran docker build", "push failed: registry auth expired",
+                            "ran docker login", "push ok"], "deployed after re-login", **AGENT)
+    env = m.add_experience("Deploy the API to production", ["ran migrations", "health check failed: missing env var "
+                           "DATABASE_URL", "set env var", "redeployed"], "failed at first, fixed env var",
+                           success=True, **AGENT)
+    assert m.search_experience("docker push fails with an auth error", **AGENT)[0].id == auth.id
+    assert m.search_experience("health check failing after deploy", **AGENT)[0].id == env.id
+    hits = m.search_experience("registry auth expired", **AGENT)
+    assert [h.id for h in hits].count(auth.id) == 1 and all(h.record.kind == "experience" for h in hits)

@@ -40,7 +40,7 @@ from .read.search import retrieve
 from .store import open_store
 from .store.base import Store
 from .timeutil import TimeLike, now, to_datetime
-from .write.experience import build_experience, check_steps, experience_hit
+from .write.experience import build_experience, check_steps, experience_hit, experiences_ranked
 from .write.extract import Extractor, RuleExtractor, default_name
 from .write.rederive import rederive_notes
 from .write.resolve import Resolution, note_key, resolve
@@ -558,9 +558,13 @@ class Memory:
         scope = Scope.of(user_id, agent_id)
         task = check.text(task, "task", max_chars=limits.MAX_QUERY_CHARS)
         limit = check.limit(limit)
-        filters = SearchFilters(layers=[1], kinds=["experience"], as_of=check.timestamp(as_of, "as_of"))
-        hits = retrieve(self.store, self.embedder.inner, task, scope, filters, limits.MAX_LIMIT, EXPERIENCE_RECIPE)
-        hits = [h for h in hits if h.record.kind == "experience"]
+        # the experiences (task and outcome) and their trajectories (steps, feedback) are both searched
+        as_of_time = check.timestamp(as_of, "as_of")
+        filters = SearchFilters(layers=[0, 1], kinds=["experience", "trajectory"], as_of=as_of_time)
+        found = retrieve(self.store, self.embedder.inner, task, scope, filters, limits.MAX_LIMIT, EXPERIENCE_RECIPE)
+        trajectories = [h.id for h in found if h.record.kind == "trajectory"]
+        cited = [r for r in self.store.get(self.store.derived_from(trajectories, scope), scope) if filters.admits(r)]
+        hits = experiences_ranked(found, cited)
         if not include_failed:
             hits = [h for h in hits if h.record.metadata.get("experience", {}).get("success") is not False]
         hits = hits[:limit]

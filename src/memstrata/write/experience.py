@@ -4,7 +4,8 @@
 an L0 episode (kind "trajectory": the ground truth), and an L1 record of kind
 "experience" whose text is the task and its outcome (what a search for a similar
 task should match) and whose metadata holds the structured trajectory under
-``"experience"``: task, steps, outcome, feedback, success. Failures are kept and
+``"experience"``: task, steps, outcome, feedback, success (a search reads both: an
+error named in the steps finds its experience). Failures are kept and
 labelled (success False): they say what not to do. Lessons are distilled later,
 by consolidation (organise.lessons).
 """
@@ -18,7 +19,7 @@ from typing import Any, Sequence
 
 from ..errors import InvalidInput
 from ..ids import new_id
-from ..model import Episode, ExperienceHit, Note, Record, Scope
+from ..model import Episode, ExperienceHit, Note, Record, Scope, SearchHit
 
 _FAILED = re.compile(
     r"\b(fail(?:ed|s|ure)?|error(?:ed|s)?|crash(?:ed)?|broke|broken|unable|could ?n[o']t|can ?n[o']t|did ?n[o']t|"
@@ -97,6 +98,21 @@ def build_experience(
         sources=[episode.id], valid_from=event_time, metadata={**metadata, "experience": trajectory}, **common,
     )
     return episode, record
+
+
+def experiences_ranked(hits: Sequence[SearchHit], more: Sequence[Record]) -> list[SearchHit]:
+    """Experience records best first, from a search over experiences and their trajectories: an
+    experience scores as the better of itself and its trajectory, so one whose steps or feedback name
+    the error a query describes ranks by them. `more` holds the experiences of matched trajectories the
+    search missed."""
+    from_trajectory = {h.id: h.score for h in hits if h.record.kind == "trajectory"}
+    found = {h.id: h for h in hits if h.record.kind == "experience"}
+    for rec in more:
+        if rec.kind == "experience" and rec.id not in found:
+            found[rec.id] = SearchHit(record=rec, score=0.0, provenance=list(rec.sources))
+    ranked = [h.model_copy(update={"score": max([h.score, *(from_trajectory.get(s, 0.0) for s in h.record.sources)])})
+              for h in found.values()]
+    return sorted(ranked, key=lambda h: -h.score)
 
 
 def experience_hit(record: Record, score: float, lesson: str | None) -> ExperienceHit:
