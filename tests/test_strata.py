@@ -407,6 +407,19 @@ def test_the_verbs_of_a_resolved_you_and_of_questions_agree_too():
         "Ana suggests staying in Gion; Ben deserves a rest.")
 
 
+def test_he_or_she_after_my_sister_ana_is_ana():
+    drafts = RuleExtractor().extract(
+        [ep("My wife Sarah is a teacher. She loves gardening and grows tomatoes.", speaker="Ana", n=1),
+         ep("My son Leo started school. She took him there in the old blue car.", speaker="Ana", n=2),
+         ep("My brother Tom and my sister Eva came over. He brought a bottle of Douro wine.", speaker="Ana", n=3)],
+        ["Ana", "Ben"],
+    )
+    texts = [d.content for d in drafts]
+    assert "Ana: Sarah loves gardening and grows tomatoes." in texts, texts
+    assert any(t.startswith("Ana: She took him") for t in texts), "she is not the son"
+    assert any(t.startswith("Ana: He brought") for t in texts), "two were introduced: he stays he"
+
+
 def test_a_shared_photo_is_a_statement_of_its_own():
     from memstrata.write.extract import split_sentences
 

@@ -254,6 +254,35 @@ def _agreeing(sentence: str, pronoun: str) -> str:
     return sentence
 
 
+#: "my sister Ana", "our friend Tom": a relation word that introduces a named person, and whether
+#: "he" or "she" can refer back to them (None: either).
+_RELATIONS = {
+    **dict.fromkeys("brother son husband dad father boyfriend uncle grandpa grandfather nephew".split(), "he"),
+    **dict.fromkeys("sister daughter wife mom mum mother girlfriend aunt grandma grandmother niece".split(), "she"),
+    **dict.fromkeys("friend partner boss colleague coworker neighbor neighbour cousin teacher coach roommate".split(),
+                    None),
+}
+_INTRODUCED = re.compile(rf"\b(?:[Mm]y|[Oo]ur) (?:best |old |new |little |older |younger )?({'|'.join(_RELATIONS)}),? "
+                         r"([A-Z][a-z]+)\b")
+_HE_SHE = re.compile(r"^(He|She)(['’]s)?\b")
+
+
+def introduced_person(sentence: str) -> tuple[str, str | None] | None:
+    """The one person `sentence` introduces by relation and name ("My sister Ana ..."), with the pronoun
+    that may refer back to them; None when it introduces none or several."""
+    found = {(m.group(2), _RELATIONS[m.group(1)]) for m in _INTRODUCED.finditer(sentence)}
+    return found.pop() if len(found) == 1 else None
+
+
+def named_pronoun(sentence: str, named: tuple[str, str | None] | None) -> str:
+    """`sentence` with an opening "He"/"She" replaced by the person the turn just introduced, when the
+    pronoun fits ("My sister Ana moved. She loves Porto." -> "Ana loves Porto.")."""
+    m = _HE_SHE.match(sentence)
+    if not m or named is None or named[1] not in (None, m.group(1).lower()):
+        return sentence
+    return f"{named[0]}{' is' if m.group(2) else ''}{sentence[m.end():]}"
+
+
 def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
     """Replace I/me/my (and you/your, when the listener is known) with names; the verbs that agreed
     with the pronoun agree with the name ("I really love it" -> "Ana really loves it", "do you
@@ -350,7 +379,10 @@ class RuleExtractor:
         for ep in episodes:
             speaker = ep.speaker or default_name(ep)
             listener = _listener(speaker, participants, last_other)
+            named: tuple[str, str | None] | None = None  # the last "my sister Ana" of this turn
             for sentence in statements(ep.content, names):
+                sentence = named_pronoun(sentence, named)
+                named = introduced_person(sentence) or named
                 resolved = resolve_persons(sentence, speaker, listener)
                 is_question = sentence.rstrip().endswith("?")
                 content = [k for k in keywords_of(resolved, limit=50) if k not in lowered]
