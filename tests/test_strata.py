@@ -411,13 +411,16 @@ def test_he_or_she_after_my_sister_ana_is_ana():
     drafts = RuleExtractor().extract(
         [ep("My wife Sarah is a teacher. She loves gardening and grows tomatoes.", speaker="Ana", n=1),
          ep("My son Leo started school. She took him there in the old blue car.", speaker="Ana", n=2),
-         ep("My brother Tom and my sister Eva came over. He brought a bottle of Douro wine.", speaker="Ana", n=3)],
+         ep("My brother Tom and my sister Eva came over. He brought a bottle of Douro wine.", speaker="Ana", n=3),
+         ep("My friend Kim lives in Oslo. My kids Mia and Leo visited. She's been kind to them.", speaker="Ana", n=4),
+         ep("Our neighbour Rui paints. He's been painting the old harbour of Porto.", speaker="Ana", n=5)],
         ["Ana", "Ben"],
     )
     texts = [d.content for d in drafts]
     assert "Ana: Sarah loves gardening and grows tomatoes." in texts, texts
     assert any(t.startswith("Ana: She took him") for t in texts), "she is not the son"
     assert any(t.startswith("Ana: He brought") for t in texts), "two were introduced: he stays he"
+    assert "Ana: Rui has been painting the old harbour of Porto." in texts, texts
 
 
 def test_a_shared_photo_is_a_statement_of_its_own():

@@ -82,10 +82,8 @@ def _continues(part: str, nxt: str) -> bool:
 _BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=[ \t]*(?:[-*•>]|#{1,6}|\d{1,2}[.)])\s)")
 _LIST_MARKER = re.compile(r"^(?:[-*•>]|\d{1,2}[.)])\s+")
 _HEADING_MARKER = re.compile(r"^#{1,6}\s+")
+_HEADING_LINE = re.compile(r"^(#{1,6}[ \t].*)$", re.M)  # a heading ends its block at its line's end
 _EMPHASIS = re.compile(r"(\*\*|__|`)(.+?)\1")
-
-
-_HEADING_LINE = re.compile(r"^(#{1,6}[ \t].*)$", re.M)
 
 
 def _blocks(text: str) -> list[str]:
@@ -264,13 +262,15 @@ _RELATIONS = {
 }
 _INTRODUCED = re.compile(rf"\b(?:[Mm]y|[Oo]ur) (?:best |old |new |little |older |younger )?({'|'.join(_RELATIONS)}),? "
                          r"([A-Z][a-z]+)\b")
-_HE_SHE = re.compile(r"^(He|She)(['’]s)?\b")
+_HE_SHE = re.compile(r"^(He|She)(?:(['’]s)(?= (?:been|got|gotten|had)\b))?(['’]s)?\b")
 
 
-def introduced_person(sentence: str) -> tuple[str, str | None] | None:
-    """The one person `sentence` introduces by relation and name ("My sister Ana ..."), with the pronoun
-    that may refer back to them; None when it introduces none or several."""
+def last_introduced(sentence: str, before: tuple[str, str | None] | None) -> tuple[str, str | None] | None:
+    """The person "he"/"she" may refer to after `sentence`, with the pronoun that fits them: the one it
+    introduces by relation and name ("My sister Ana ..."), none when it introduces several, else `before`."""
     found = {(m.group(2), _RELATIONS[m.group(1)]) for m in _INTRODUCED.finditer(sentence)}
+    if not found:
+        return before
     return found.pop() if len(found) == 1 else None
 
 
@@ -280,7 +280,8 @@ def named_pronoun(sentence: str, named: tuple[str, str | None] | None) -> str:
     m = _HE_SHE.match(sentence)
     if not m or named is None or named[1] not in (None, m.group(1).lower()):
         return sentence
-    return f"{named[0]}{' is' if m.group(2) else ''}{sentence[m.end():]}"
+    verb = " has" if m.group(2) else " is" if m.group(3) else ""  # "She's been" / "She's happy"
+    return f"{named[0]}{verb}{sentence[m.end():]}"
 
 
 def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
@@ -382,7 +383,7 @@ class RuleExtractor:
             named: tuple[str, str | None] | None = None  # the last "my sister Ana" of this turn
             for sentence in statements(ep.content, names):
                 sentence = named_pronoun(sentence, named)
-                named = introduced_person(sentence) or named
+                named = last_introduced(sentence, named)
                 resolved = resolve_persons(sentence, speaker, listener)
                 is_question = sentence.rstrip().endswith("?")
                 content = [k for k in keywords_of(resolved, limit=50) if k not in lowered]
