@@ -574,6 +574,8 @@ def test_unnamed_user_and_assistant_turns_are_about_the_user_and_the_assistant(m
     assert moved.slot == "the user|lives_in" and sister.slot == "the user|lives_in"
     current = {n.content for n in memory.list(user_id="u-8812", layers=[1], limit=50).items if n.valid_to is None}
     assert "The user just moved to Lisbon." in current and sister.content not in current
+    block = memory.context("Where do I live now?", user_id="u-8812", budget_tokens=60)
+    assert "The user: I just moved to Lisbon." in block.text, block.text  # a turn shown whole names its speaker
 
 
 def test_a_first_person_query_is_about_the_user_and_its_time_is_relative_to_when_it_is_asked(memory: Memory):

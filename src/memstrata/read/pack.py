@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from ..model import ContextBlock, ContextLine, Episode, SearchHit
+from ..model import ContextBlock, ContextLine, Episode, SearchHit, speaker_label
 from ..text.timeexpr import annotate_times
 
 HEADER = "Relevant memories (oldest first; [id] = source):"
@@ -27,7 +27,10 @@ def count_tokens(text: str) -> int:
 def render_line(hit: SearchHit) -> str:
     """``Caroline: text [ep_...]``; derived records cite their source episodes."""
     rec = hit.record
-    who = rec.speaker or (rec.role if rec.layer_value == 0 else None)
+    who = rec.speaker
+    if not who and rec.layer_value == 0:  # an unnamed turn says whose it is as its notes do: "The user: ..."
+        label = speaker_label(rec.role, None)
+        who = label[:1].upper() + label[1:] if label else rec.role  # a tool's or system's turn: its role
     body = " ".join(rec.content.split())
     if rec.layer_value == 0:  # a turn verbatim, its relative times made absolute: "yesterday (7 May 2023)"
         body = annotate_times(body, rec.event_time)[0]
