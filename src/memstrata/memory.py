@@ -563,8 +563,9 @@ class Memory:
         filters = SearchFilters(layers=[0, 1], kinds=["experience", "trajectory"], as_of=as_of_time)
         found = retrieve(self.store, self.embedder.inner, task, scope, filters, limits.MAX_LIMIT, EXPERIENCE_RECIPE)
         trajectories = [h.id for h in found if h.record.kind == "trajectory"]
-        cited = [r for r in self.store.get(self.store.derived_from(trajectories, scope), scope) if filters.admits(r)]
-        hits = experiences_ranked(found, cited)
+        known = {h.id for h in found}
+        missed = [i for i in self.store.derived_from(trajectories, scope) if i not in known] if trajectories else []
+        hits = experiences_ranked(found, [r for r in self.store.get(missed, scope) if filters.admits(r)])
         if not include_failed:
             hits = [h for h in hits if h.record.metadata.get("experience", {}).get("success") is not False]
         hits = hits[:limit]

@@ -140,21 +140,18 @@ def _resolve(kind: str, match: re.Match[str], ref: date) -> tuple[str, date, dat
             sat += timedelta(days=7)
         sun = sat + timedelta(days=1)
         return f"the weekend of {fmt_day(sat)}", sat, sun
-    if kind == "last_weekday":
-        wd = _WEEKDAYS.index(match.group(2).lower())
-        d = ref - timedelta(days=(ref.weekday() - wd) % 7 or 7)
-        return fmt_day(d), d, d
-    if kind == "on_weekday":  # "on Saturday": the one before in a sentence about the past, the next one ahead
-        tense = _tense(match.string, match.start(), match.end())
+    if kind in ("last_weekday", "on_weekday", "next_weekday"):
+        # the weekday before the reference day (last), or after it (next); "on Saturday": before in a
+        # sentence about the past, after in one about what is to come, none without a tense
+        tense = {"last_weekday": "past", "next_weekday": "future"}.get(kind) or _tense(
+            match.string, match.start(), match.end())
         if tense is None:
             return None
         wd = _WEEKDAYS.index(match.group(2).lower())
-        step = (ref.weekday() - wd) % 7 or 7 if tense == "past" else -((wd - ref.weekday()) % 7 or 7)
-        d = ref - timedelta(days=step)
-        return fmt_day(d), d, d
-    if kind == "next_weekday":
-        wd = _WEEKDAYS.index(match.group(2).lower())
-        d = ref + timedelta(days=(wd - ref.weekday()) % 7 or 7)
+        if tense == "past":
+            d = ref - timedelta(days=(ref.weekday() - wd) % 7 or 7)
+        else:
+            d = ref + timedelta(days=(wd - ref.weekday()) % 7 or 7)
         return fmt_day(d), d, d
     if kind in ("last_week", "next_week", "this_week"):
         shift = {"last_week": -7, "next_week": 7, "this_week": 0}[kind]

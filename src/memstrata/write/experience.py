@@ -108,7 +108,7 @@ def experiences_ranked(hits: Sequence[SearchHit], more: Sequence[Record]) -> lis
     from_trajectory = {h.id: h.score for h in hits if h.record.kind == "trajectory"}
     found = {h.id: h for h in hits if h.record.kind == "experience"}
     for rec in more:
-        if rec.kind == "experience" and rec.id not in found:
+        if rec.kind == "experience":
             found[rec.id] = SearchHit(record=rec, score=0.0, provenance=list(rec.sources))
     ranked = [h.model_copy(update={"score": max([h.score, *(from_trajectory.get(s, 0.0) for s in h.record.sources)])})
               for h in found.values()]
