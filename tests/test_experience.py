@@ -85,6 +85,14 @@ def test_outcome_wording_and_bad_input(agent_memory: Memory):
     assert infer_success("it didn't work") is False
     assert infer_success("all tests passed") is True
     assert infer_success("the user replied") is None
+    # trouble said to be gone or dealt with is no failure; trouble left is one
+    assert infer_success("Deployed successfully after fixing the registry auth error") is True
+    assert infer_success("Fixed the crash in the parser") is True
+    assert infer_success("All tests green, no errors") is True
+    assert infer_success("Migration finished without downtime") is True
+    assert infer_success("Shipped to production") is True
+    assert infer_success("Failed to fix the error") is False
+    assert infer_success("Build errors remain after fixing the lint issue") is False
     with pytest.raises(InvalidInput):
         agent_memory.add_experience("task", "not a list", "done", **AGENT)
     with pytest.raises(InvalidInput):

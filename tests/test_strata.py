@@ -15,7 +15,7 @@ from memstrata.formats.locomo import load_locomo
 from memstrata.ids import kind_of
 from memstrata.llm.openai_compat import OpenAIChat
 from memstrata.model import ASSISTANT_LABEL, USER_LABEL, Episode, Note, ProfileFact, Scope, SearchHit
-from memstrata.read.pack import pack, with_turns
+from memstrata.read.pack import excerpts, pack, with_turns
 from memstrata.text.timeexpr import annotate_times, find_date_range
 from memstrata.read.recipes import PRESETS
 from memstrata.write.extract import RuleExtractor, entities_of, resolve_persons
@@ -421,6 +421,13 @@ def test_he_or_she_after_my_sister_ana_is_ana():
     assert any(t.startswith("Ana: She took him") for t in texts), "she is not the son"
     assert any(t.startswith("Ana: He brought") for t in texts), "two were introduced: he stays he"
     assert "Ana: Rui has been painting the old harbour of Porto." in texts, texts
+    # a relation without a name is who "she" or "her" is too, as the speaker's
+    drafts = RuleExtractor().extract(
+        [ep("What is a good gift for my mom? Her birthday is on March 3rd and she loves gardening.", speaker="Ana", n=6),
+         ep("My brother is visiting. He's been working in Berlin for a year.", speaker="Ana", n=7)], ["Ana", "Ben"])
+    texts = [d.content for d in drafts]
+    assert "Ana's mom's birthday is on March 3rd and she loves gardening." in texts, texts
+    assert "Ana's brother has been working in Berlin for a year." in texts, texts
 
 
 def test_a_shared_photo_is_a_statement_of_its_own():
@@ -716,3 +723,157 @@ def test_a_number_inside_a_name_is_part_of_it():
     assert entities_of("We ate at Ao 26 Vegan Food Project.", []) == ["Ao 26 Vegan Food Project"]
     assert entities_of("Then I met Ana 3 times in Lisbon.", []) == ["Ana", "Lisbon"]
     assert entities_of("Back in May 2023 Ana moved to Porto.", []) == ["May", "Ana", "Porto"]
+
+
+def test_a_question_tail_opener_or_adverb_leaves_the_statement_and_its_slot(memory: Memory):
+    """"I moved to Austin last week. Any tips?" states a move (the ask is dropped, not made the note's end);
+    "Oh and", "Big news:" and "now" between "I" and its verb leave the slot rules something to match, and
+    "My partner and I moved" is the user's move."""
+    def at(month: int) -> datetime:
+        return datetime(2024, month, 1, 12, tzinfo=timezone.utc)
+
+    memory.add([{"role": "user", "content": "I live in Denver, so altitude is a thing."}], user_id="u", timestamp=at(1))
+    memory.add([{"role": "user", "content": "I moved to Austin last week. Any tips?"}], user_id="u", timestamp=at(3))
+    memory.add([{"role": "user", "content": "I work at Brightline as a designer."}], user_id="u", timestamp=at(1))
+    memory.add([{"role": "user", "content": "Big news: I now work at Northwind!"}], user_id="u", timestamp=at(4))
+    memory.add([{"role": "user", "content": "Oh and my partner and I moved to Ballard in May."}], user_id="u", timestamp=at(6))
+    notes = {n.content: n for n in memory.list(user_id="u", layers=[1], limit=50).items}
+    austin = next(n for t, n in notes.items() if "Austin" in t)
+    assert austin.kind == "fact" and austin.slot == "the user|lives_in" and not austin.content.endswith("?")
+    northwind = notes["The user now works at Northwind!"]
+    assert northwind.slot == "the user|works_at"
+    assert notes["The user works at Brightline as a designer."].status == "superseded"
+    ballard = next(n for t, n in notes.items() if "Ballard" in t)
+    assert ballard.content.startswith("The user's partner and the user moved") and ballard.slot == "the user|lives_in"
+    assert [n.status for t, n in notes.items() if "Denver" in t] == ["superseded"]
+    assert austin.status == "superseded" and ballard.status == "active"
+
+
+def test_you_is_whom_a_group_turn_calls_by_name():
+    """In a group chat "you" is the person the turn addresses by name, not the previous speaker."""
+    turns = [("Tom", "I finally booked the campsite for August."), ("Marco", "Lena, you still have my camping stove, right?"),
+             ("Lena", "Yes, Marco, I will bring the stove to your tent on Friday.")]
+    episodes = [Episode(id=f"ep_{i}", user_id="u", speaker=s, content=t, event_time=MON, created_at=MON, updated_at=MON)
+                for i, (s, t) in enumerate(turns)]
+    got = {d.sources[0]: d.content for d in RuleExtractor().extract(episodes, ["Tom", "Marco", "Lena"])}
+    assert got["ep_1"] == "Lena, Lena still has Marco's camping stove, right?", got
+    assert "Lena will bring the stove to Marco's tent" in got["ep_2"], got
+    assert entities_of("Sorry Tom, the Charité hospital called Dr. Lee about Flight LH1234.", ["Tom"]) == [
+        "Tom", "Charité", "Dr. Lee", "Flight LH1234"]
+
+
+def test_a_request_for_a_suggestion_brings_in_the_askers_preferences(memory: Memory):
+    """"Can you suggest a dinner?" is asked of the assistant but about the user, and the user's profile facts
+    of likes and restrictions ("stopped eating meat") join the ranking though they share no word with it."""
+    from memstrata.read.query import analyse
+
+    plan = analyse("Can you suggest something I could cook for dinner tonight?", [])
+    assert plan.persons == [USER_LABEL] and plan.asks_suggestion
+    assert not analyse("What did you suggest for dinner?", []).asks_suggestion or \
+        analyse("What did you suggest for dinner?", []).persons == [ASSISTANT_LABEL]
+    when = datetime(2024, 1, 3, 9, tzinfo=timezone.utc)
+    memory.add([{"role": "user", "content": "Yes, I stopped eating meat at the start of the year."}], user_id="u", timestamp=when)
+    filler = ["How long should I boil pasta for a quick lunch?", "Which pan is best for searing at high heat?",
+              "My oven runs hot, any idea how to calibrate it?", "What temperature should the fridge be?",
+              "Can you explain how sourdough starters work?", "I need a timer app for my kitchen.",
+              "How do I sharpen a chef's knife at home?", "What is the difference between baking soda and powder?"]
+    for i, text in enumerate(filler):
+        memory.add([{"role": "user", "content": text},
+                    {"role": "assistant", "content": f"Here is what I would do for that, step {i}: keep it simple."}],
+                   user_id="u", timestamp=when + timedelta(days=i + 1))
+    memory.organise(user_id="u")
+    facts = [f for f in memory.list(user_id="u", layers=[3], limit=50).items if "meat" in f.content]
+    assert [f.kind for f in facts] == ["preference"]
+    question = "Can you suggest something I could cook for dinner tonight?"
+    hits = memory.search(question, user_id="u", limit=20, reinforce=False)
+    pref = next(h for h in hits if h.id == facts[0].id)
+    assert "preferences" in pref.ranks
+    without = memory.search(question, user_id="u", limit=20, reinforce=False, recipe="no-preferences")
+    assert all("preferences" not in h.ranks for h in without)
+    assert "stopped eating meat" in memory.context(question, user_id="u", budget_tokens=60, reinforce=False).text
+
+
+def test_a_long_document_is_shown_by_its_passage_nearest_the_query(memory: Memory):
+    """A document in a block is its passage that answers the query, after its heading, citing the document; the
+    whole document is not spent."""
+    sections = [f"## Section {i}\nThe owner of workstream {i} is person {i}. " + "Filler words about planning. " * 12
+                for i in range(8)]
+    doc = "# Plan\n" + "\n\n".join(sections) + "\n\n## Budget\nThe database consolidation budget is 40,000 EUR."
+    added = memory.add({"content": doc, "kind": "document"}, user_id="u", timestamp="2024-02-01")
+    memory.add("I like reading plans on the train.", user_id="u", timestamp="2024-02-02")
+    block = memory.context("What is the budget for the database consolidation?", user_id="u", budget_tokens=1000,
+                           reinforce=False)
+    doc_id = added.episodes[0].id
+    line = next(li for li in block.lines if "40,000" in li.text)
+    assert line.text == f"Budget: The database consolidation budget is 40,000 EUR. [{doc_id}]"
+    assert line.layer == 0 and line.provenance == [doc_id]
+    assert all(li.tokens <= 1000 // 5 for li in block.lines if li.record_id == doc_id)
+
+
+def test_documents_and_long_turns_are_shown_by_their_passage_nearest_the_query():
+    """A document (any length) and a turn over the limit are cut to their block (after its heading) or sentences
+    sharing the most query words; a short turn stays whole, and the cut ones are returned as parts."""
+    def episode(n: int, text: str, kind: str = "message") -> SearchHit:
+        rec = Episode(id=f"ep_{n}", user_id="u", kind=kind, content=text, event_time=MON, created_at=MON, updated_at=MON)
+        return SearchHit(record=rec, score=1.0 / n, provenance=[rec.id])
+
+    doc = "# tidepool\n\nSyncs tides into a calendar.\n\n## Requirements\nPython 3.10 or newer.\n\n## License\nMIT"
+    essay = " ".join(f"Filler sentence number {i} goes here." for i in range(30)) + " The license of the code is MIT."
+    hits = [episode(1, doc, "document"), episode(2, "A short turn about licenses."), episode(3, essay)]
+    out, parts = excerpts(hits, max_tokens=20, query_terms=["license", "code"])
+    assert [h.record.content for h in out] == [
+        "License: MIT", "A short turn about licenses.", "… Filler sentence number 29 goes here. The license of the code is MIT."]
+    assert parts == {"ep_1", "ep_3"} and out[0].provenance == ["ep_1"] and out[0].score == hits[0].score
+    block = pack("license?", out, budget_tokens=200, parts=parts)
+    assert "License: MIT [ep_1]" in block.text and all(li.tokens <= 20 for li in block.lines)
+
+
+def test_a_note_happens_on_the_day_its_sentence_names():
+    """"booked for 2024-05-03" and "on March 30" (past: the last one; to come: the next one) date the note, so
+    a question about that week finds it; a sentence naming no single day keeps the turn's time."""
+    said = datetime(2024, 4, 20, 10, tzinfo=timezone.utc)
+    texts = ["Flight LH1234 from Frankfurt to Munich booked for 2024-05-03, departing 08:15.",
+             "I bought a road bike on March 30 and ride it daily.", "My dentist appointment is on May 14 at 9am.",
+             "I have lived here since 2019 with my dog Biscuit."]
+    episodes = [Episode(id=f"ep_{i}", user_id="u", role="user", content=t, event_time=said, created_at=said,
+                        updated_at=said) for i, t in enumerate(texts)]
+    days = {d.sources[0]: d.event_time.date() for d in RuleExtractor().extract(episodes, [USER_LABEL])}
+    assert days == {"ep_0": date(2024, 5, 3), "ep_1": date(2024, 3, 30), "ep_2": date(2024, 5, 14),
+                    "ep_3": date(2024, 4, 20)}
+
+
+def test_more_ways_to_say_a_new_job_age_or_budget_take_the_slot():
+    for text, slot in [("The user started a new job at Northwind.", "the user|works_at"),
+                       ("The user accepted an offer from Brightline.", "the user|works_at"),
+                       ("The user just turned 35.", "the user|age"), ("The user's budget is now $2000.", "the user|budget"),
+                       ("The user is now based in Ballard.", "the user|lives_in"),
+                       ("The user and the user's wife live in Porto.", "the user|lives_in"),
+                       ("The user started the user's new job at Brightline last Monday.", "the user|works_at"),
+                       ("The user left Brightline and joined Northwind Health.", "the user|works_at"),
+                       ("The user has bumped the user's budget up to $2000.", "the user|budget"),
+                       ("The user left the party and joined Tom.", None),
+                       ("The user got a job offer from Globex.", None), ("The user and Tom work at Google.", None)]:
+        assert slot_of(text, [USER_LABEL]) == slot, text
+
+
+def test_what_someone_cannot_have_is_a_preference_and_what_holds_on_a_day_is_no_profile_fact():
+    from memstrata.organise.profile import durable_kind
+
+    for text, kind in [("Ana stopped eating meat at the start of the year.", "preference"),
+                       ("Ana doesn't drink coffee.", "preference"), ("Ana avoids gluten.", "preference"),
+                       ("Ana is allergic to tree nuts.", "identity"), ("Ana is a nurse.", "identity"),
+                       ("Ana is living in Porto.", "identity"), ("Ana stopped by the shop.", None),
+                       ("Ana is flying to Dublin on Tuesday (30 April 2024).", None),
+                       ("Ana is going to buy a new bike.", None), ("Ana is learning Spanish.", "identity"),
+                       ("Ana loves the hike she did yesterday (7 May 2023).", None)]:
+        assert durable_kind(text, "Ana") == kind, text
+
+
+def test_a_draft_the_assistant_quotes_for_the_user_makes_no_note_about_the_assistant():
+    turn = ("Here's a message you can send: 'Hi, I'm following up on my email from last week about the leaking "
+            "kitchen tap. Could you arrange a plumber?' I also suggest keeping photos of the leak as evidence.")
+    episodes = [Episode(id="ep_1", user_id="u", role="assistant", content=turn, event_time=MON, created_at=MON,
+                        updated_at=MON)]
+    notes = [d.content for d in RuleExtractor().extract(episodes, [USER_LABEL, ASSISTANT_LABEL])]
+    assert notes == ["The assistant: Here's a message the user can send: (a draft).",
+                     "The assistant also suggests keeping photos of the leak as evidence."], notes

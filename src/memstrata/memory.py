@@ -34,7 +34,8 @@ from .model import (
 )
 from .organise import DEFAULT_STEPS, OrganiseContext, OrganiseReport, run_steps
 from .organise.lifecycle import reinforced
-from .read.pack import pack, with_turns
+from .read.pack import excerpted, excerpts, pack, with_turns
+from .read.query import lexical_terms
 from .read.recipes import Recipe, get_recipe
 from .read.search import retrieve
 from .store import open_store
@@ -51,6 +52,9 @@ Messages = Union[str, Mapping[str, Any], Sequence[Union[str, Mapping[str, Any]]]
 _MESSAGE_KEYS = {"role", "content", "name", "speaker", "timestamp", "metadata", "kind"}
 #: A note gives way to its whole turn (`Recipe.verbatim_top`) only if the turn takes at most 1/this of the budget.
 VERBATIM_SHARE = 5
+#: A turn longer than 1/`VERBATIM_SHARE` of the budget, and than this, is shown by an excerpt (`pack.excerpts`);
+#: a document always is, cut to that size.
+MIN_EXCERPT_TOKENS = 50
 
 
 def _search_filters(
@@ -360,8 +364,9 @@ class Memory:
 
         The best hits (the recipe's `verbatim_top`) are shown as the whole turns their notes came from, when
         a turn takes at most 1/`VERBATIM_SHARE` of the budget; turns shown verbatim have their relative times
-        resolved. The memories the block shows count as used (they fade more slowly) unless
-        `reinforce=False`. The other arguments are those of `search`.
+        resolved. A document, and a turn longer than that (and than `MIN_EXCERPT_TOKENS`), is shown by its
+        passage nearest the query, after the passage's heading. The memories the block shows count as used (they
+        fade more slowly) unless `reinforce=False`. The other arguments are those of `search`.
         """
         budget = check.limit(budget_tokens, "budget_tokens", maximum=limits.MAX_BUDGET_TOKENS)
         # About one candidate per 10 tokens of budget is enough to fill it with turn-sized memories.
@@ -376,9 +381,10 @@ class Memory:
         if wanted:  # the best notes shown as their turns, where the turns pass the same filters
             admitted = _search_filters(time_from, time_to, filters, None, as_of, include_archived)
             turns = [r for r in self.store.get(wanted, Scope.of(user_id, agent_id, session_id))
-                     if isinstance(r, Episode) and admitted.admits(r)]
+                     if isinstance(r, Episode) and admitted.admits(r) and not excerpted(r, budget // VERBATIM_SHARE)]
             hits = with_turns(hits, turns, top, max_tokens=budget // VERBATIM_SHARE)
-        block = pack(query, hits, budget)
+        hits, parts = excerpts(hits, max(budget // VERBATIM_SHARE, MIN_EXCERPT_TOKENS), lexical_terms(query))
+        block = pack(query, hits, budget, parts)
         if reinforce:
             used = {line.record_id for line in block.lines}
             self._reinforce([h.record for h in hits if h.id in used], Scope.of(user_id, agent_id))

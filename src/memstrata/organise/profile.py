@@ -22,13 +22,26 @@ _DURABLE = [
         r"family|friends?|parents|grandma|grandmother|grandpa|dog|cat|pets?)\b", re.I)),
     ("preference", re.compile(r"^{s} (?:really |absolutely )?(?:loves?|likes?|enjoys?|prefers?|adores?|hates?) ", re.I)),
     ("preference", re.compile(r"\b{s}['’]s favou?rite\b", re.I)),
+    # what someone does not eat, drink or stand: "Ana stopped eating meat", "Ana doesn't drink", "Ana avoids gluten"
+    ("preference", re.compile(
+        r"^{s} (?:(?:no longer|never|doesn['’]t|does not|can['’]t|cannot|won['’]t) (?:eats?|drinks?|stand)|"
+        r"(?:stopped|quit|gave up|cut out|is cutting out) (?:eating|drinking|smoking)|(?:really )?(?:dislikes?|avoids?|"
+        r"can['’]t stand))\b", re.I)),
     ("routine", re.compile(r"^{s} (?:usually|always|often|regularly|\w+s every) ", re.I)),
 ]
 
 
+#: What holds on a day, not for good: a statement dated to a day, week or weekend ("Tom is flying to Dublin on
+#: Tuesday (30 April 2024)", "Lena went hiking last weekend (the weekend of 20 April 2024)") or a plan ("is going
+#: to"). An ongoing activity without a date stays ("Ana is learning Spanish").
+_PASSING = re.compile(r"^{s} is going to\b|\((?:the (?:week|weekend) of )?\d{1,2} [A-Z][a-z]+ \d{4}\)")
+
+
 def durable_kind(text: str, subject: str) -> str | None:
-    """Which kind of lasting fact `text` states about `subject`, if any."""
+    """Which kind of lasting fact `text` states about `subject`, if any (none for what is only passing)."""
     body = re.sub(r"^[\w'’-]+: ", "", text.strip())
+    if re.search(_PASSING.pattern.replace("{s}", re.escape(subject)), body, re.I):
+        return None
     for kind, pattern in _DURABLE:
         if re.search(pattern.pattern.replace("{s}", re.escape(subject)), body, pattern.flags):
             return kind

@@ -11,10 +11,12 @@ memory line ends with the ids of the episodes it came from:
 
 from __future__ import annotations
 
-from typing import Sequence
+from typing import AbstractSet as Set, Sequence
 
-from ..model import ContextBlock, ContextLine, Episode, SearchHit, speaker_label
+from ..model import ContextBlock, ContextLine, Episode, Record, SearchHit, speaker_label
+from ..text.blocks import best_block
 from ..text.timeexpr import annotate_times
+from .query import lexical_terms
 
 HEADER = "Relevant memories (oldest first; [id] = source):"
 
@@ -60,11 +62,36 @@ def with_turns(hits: Sequence[SearchHit], turns: Sequence[Episode], top: int, ma
     return out
 
 
+def excerpted(record: Record, max_tokens: int) -> bool:
+    """Whether an episode is shown by an excerpt rather than whole: a document (stored whole, read by the
+    passage), or any episode longer than `max_tokens` words (an assistant's essay)."""
+    return record.layer_value == 0 and (record.kind == "document" or count_tokens(record.content) > max_tokens)
+
+
+def excerpts(hits: Sequence[SearchHit], max_tokens: int, query_terms: Sequence[str]) -> tuple[list[SearchHit], set[str]]:
+    """`hits` with each episode that is `excerpted` cut, in its place, to its block (paragraph, list item)
+    sharing the most `query_terms`, after the block's heading, at most `max_tokens` words: a whole document
+    would crowd the rest of the block out. Also the ids of the episodes so cut (`pack` takes them as parts)."""
+    wanted = set(query_terms)
+    out: list[SearchHit] = []
+    cut: set[str] = set()
+    for hit in hits:
+        rec = hit.record
+        if excerpted(rec, max_tokens):
+            part = best_block(rec.content, wanted, lexical_terms, max_tokens)
+            if part:
+                hit = SearchHit(record=rec.model_copy(update={"content": part}), score=hit.score, ranks=hit.ranks,
+                                provenance=hit.provenance)
+                cut.add(rec.id)
+        out.append(hit)
+    return out, cut
+
+
 def day_label(hit: SearchHit) -> str:
     return f"{hit.record.event_time:%Y-%m-%d}:"
 
 
-def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBlock:
+def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int, parts: Set[str] = frozenset()) -> ContextBlock:
     """Take hits best-first while they fit in `budget_tokens`, then render them by day, oldest first.
 
     A hit that does not fit is skipped and smaller ones after it may still be taken. Layers mix
@@ -72,6 +99,7 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
     A second note from a turn already represented waits until every other candidate had a chance,
     so a small budget covers more of what happened. A line that says what a chosen line of the same day
     says (a profile fact restating its note) is not spent again. A day's date line is counted once.
+    An episode in `parts` is shown by an excerpt (`excerpts`) and counts as a note of itself.
     """
     used = count_tokens(HEADER)
     chosen: list[tuple[SearchHit, str, int]] = []
@@ -83,7 +111,8 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
     for pass_no, candidates in enumerate((hits, deferred)):
         for hit in candidates:
             prov = set(hit.provenance)
-            if hit.record.layer_value == 0:
+            whole = hit.record.layer_value == 0 and hit.record.id not in parts
+            if whole:
                 if hit.record.id in whole_turns or hit.record.id in noted_turns:
                     continue  # a note from this turn is in; the rest of the turn is small talk or its other notes
             elif prov and prov <= whole_turns:
@@ -104,7 +133,7 @@ def pack(query: str, hits: Sequence[SearchHit], budget_tokens: int) -> ContextBl
             said.add(statement)
             days.add(day)
             used += cost
-            if hit.record.layer_value == 0:
+            if whole:
                 whole_turns.add(hit.record.id)
             else:
                 noted_turns.update(prov)

@@ -52,6 +52,9 @@ class QueryPlan:
     window: tuple[date, date] | None
     #: The lexical terms that name those persons.
     name_terms: frozenset[str] = frozenset()
+    #: Whether the query asks for a suggestion ("Can you recommend a dessert?", "Any ideas for dinner?"),
+    #: which the asker's preferences and restrictions bear on though it may share no word with them.
+    asks_suggestion: bool = False
 
     def topic_terms(self) -> list[str]:
         """`terms` without the participants' names, unless nothing else is left.
@@ -72,7 +75,18 @@ _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself)\b", re.I)
 #: ... unless "you" only frames a request to it ("Can you tell me ...", "Do you remember ...").
 _REQUEST = re.compile(
     r"\b(?:can|could|would|will|do|did)\s+you\s+(?:please\s+)?(?:tell|remind|show|give|help|list|find|recall|"
-    r"remember|know|summari[sz]e|let|check|look)\b|\bthank(?:s| you)\b|\byou\s+know\b", re.I)
+    r"remember|know|summari[sz]e|let|check|look)\b|\bthank(?:s| you)\b|\byou\s+know\b|"
+    # asked of the assistant now, "Can you suggest ...", not "What did you suggest?"
+    r"\b(?:can|could|would|will)\s+you\s+(?:please\s+)?(?:suggest|recommend|propose|come up with|think of|write|"
+    r"draft|make|plan|put together|explain|describe|share|send|book|pick|choose)\b|"
+    r"\bdo you have any\b|\bwhat (?:do|would) you (?:suggest|recommend)\b", re.I)
+
+
+#: A request for a suggestion, a recommendation or advice.
+_SUGGESTION = re.compile(
+    r"\b(?:suggest(?:ion)?s?|recommend(?:ation)?s?|ideas?|tips|advice|what should (?:i|we)|where should (?:i|we)|"
+    r"which \w+(?: \w+)? should (?:i|we)|help (?:me|us) (?:pick|choose|plan|find|decide)|what (?:could|can) (?:i|we))\b",
+    re.I)
 
 
 def _names(text: str, name: str) -> bool:
@@ -99,4 +113,5 @@ def analyse(
     if _SECOND_PERSON.search(_REQUEST.sub(" ", query)):
         persons.append(ASSISTANT_LABEL)
     return QueryPlan(text=query, terms=lexical_terms(query), persons=list(dict.fromkeys(persons)),
-                     window=find_date_range(query, reference), name_terms=frozenset(words))
+                     window=find_date_range(query, reference), name_terms=frozenset(words),
+                     asks_suggestion=_SUGGESTION.search(query) is not None)

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, replace
 
 from ..errors import InvalidInput
 
-RETRIEVERS = ("bm25", "dense", "time", "tree", "graph")
+RETRIEVERS = ("bm25", "dense", "time", "tree", "graph", "preferences")
 
 
 @dataclass(frozen=True)
@@ -45,8 +45,8 @@ class Recipe:
     verbatim_top: int = 0
 
 
-_ALL = ("bm25", "dense", "time", "tree", "graph")
-_DEFAULT = ("bm25", "dense", "time")
+_ALL = ("bm25", "dense", "time", "tree", "graph", "preferences")
+_DEFAULT = ("bm25", "dense", "time", "preferences")
 _LAYERS = (0, 1, 3)
 _ADJ = 0.5
 _QW = 0.5
@@ -70,7 +70,8 @@ PRESETS: dict[str, Recipe] = {
 # ablations of the default, one part off (or on) at a time
 _ABLATIONS = {
     "no-adjacent": {"adjacent_share": 0.0},
-    "no-time": {"retrievers": ("bm25", "dense")},
+    "no-time": {"retrievers": ("bm25", "dense", "preferences")},
+    "no-preferences": {"retrievers": ("bm25", "dense", "time")},
     "no-rescore": {"subject_boost": 0.0},
     "no-profile": {"layers": (0, 1)},
     "no-question-weight": {"question_weight": 1.0},

@@ -18,6 +18,28 @@ from ..store.base import Store
 from .query import QueryPlan
 
 
+#: Profile facts a request for a suggestion brings in: the asker's likes, dislikes and restrictions.
+PREFERENCE_KINDS = ["preference", "identity"]
+PREFERENCE_DEPTH = 5
+
+
+def preferences(store: Store, model: str, query: np.ndarray, plan: QueryPlan, scope: Scope, filters: SearchFilters,
+                depth: int = PREFERENCE_DEPTH) -> list[str]:
+    """The profile facts (L3) of kinds `PREFERENCE_KINDS` nearest the query, of the people it is about when it
+    names any: for a request for a suggestion, what the asker likes and cannot have ("The user stopped eating
+    meat" for "Can you suggest a dinner?") though the request shares no word with it. Nothing when the
+    caller's filters leave out the profile or those kinds."""
+    kinds = [k for k in PREFERENCE_KINDS if filters.kinds is None or k in filters.kinds]
+    if not kinds or (filters.layers is not None and 3 not in filters.layers):
+        return []
+    wanted = filters.model_copy(update={"layers": [3], "kinds": kinds})
+    found = [i for i, _ in store.vector_search(query, model, scope, wanted, depth * 4)]
+    if plan.persons and found:
+        about = {r.id for r in store.get(found, scope) if r.entities and r.entities[0] in plan.persons}
+        found = [i for i in found if i in about]
+    return found[:depth]
+
+
 def tree_descent(
     store: Store, model: str, query: np.ndarray, scope: Scope, filters: SearchFilters, depth: int, topics: int = 3
 ) -> list[str]:

@@ -19,7 +19,7 @@ from ..store.base import Store
 from .fusion import reciprocal_rank_fusion
 from .query import QueryPlan, analyse
 from .recipes import Recipe
-from .retrievers import graph_walk, time_window, tree_descent
+from .retrievers import graph_walk, preferences, time_window, tree_descent
 
 
 def subject_of(record: Record) -> str | None:
@@ -146,11 +146,13 @@ def retrieve(
     if "bm25" in uses:
         terms = plan.terms if recipe.match_names else plan.topic_terms()
         rankings["bm25"] = [i for i, _ in store.lexical_search(terms, scope, filters, depth)]
-    vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time"} else None
+    vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time", "preferences"} else None
     if "dense" in uses:
         rankings["dense"] = [i for i, _ in store.vector_search(vector, embedder.name, scope, filters, depth)]
     if "time" in uses:
         rankings["time"] = time_window(store, embedder.name, vector, plan, scope, filters, depth)
+    if "preferences" in uses and plan.asks_suggestion:
+        rankings["preferences"] = preferences(store, embedder.name, vector, plan, scope, filters)
     if "tree" in uses:
         rankings["tree"] = tree_descent(store, embedder.name, vector, scope, filters, depth)
     if "graph" in uses:

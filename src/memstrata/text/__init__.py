@@ -1,1 +1,1 @@
-"""Text analysis shared by the write and read paths (time expressions)."""
+"""Text analysis shared by the write and read paths (time expressions, blocks of a text)."""

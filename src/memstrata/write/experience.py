@@ -26,14 +26,23 @@ _FAILED = re.compile(
     r"does ?n[o']t|not work(?:ing)?|timed? ?out|abort(?:ed)?|wrong|rejected|unsuccessful)\b", re.I)
 _WORKED = re.compile(
     r"\b(succe(?:ss|eded|ssful(?:ly)?)|worked|works|passed|pass(?:es)?|done|solved|fixed|resolved|completed?|"
-    r"accepted|merged|deployed|ok)\b", re.I)
+    r"accepted|merged|deployed|ok|finished|shipped|released|launched|green|up and running)\b", re.I)
+_TROUBLE = r"(?:fail\w*|errors?|crash\w*|bugs?|issues?|problems?|time ?outs?|downtime|regressions?)"
+#: Trouble said to be absent ("no errors", "without downtime", "no more failures") or dealt with ("after
+#: fixing the auth error", "Fixed the crash"): it does not make the outcome a failure, it says it worked.
+_TROUBLE_GONE = re.compile(
+    rf"\b(?:no|zero|0|without|free of)\s+(?:more\s+|further\s+|new\s+)?(?:[\w-]+\s+){{0,2}}?{_TROUBLE}"
+    rf"|\b(?:fix(?:ed|es|ing)?|resolv(?:ed|es|ing)|solv(?:ed|es|ing)|repair(?:ed|s|ing)?|work(?:ed|ing)? around|"
+    rf"address(?:ed|ing))\s+(?:the\s+|a\s+|an\s+|all\s+|every\s+)?(?:[\w-]+\s+){{0,3}}?{_TROUBLE}", re.I)
 
 
 def infer_success(outcome: str) -> bool | None:
-    """Success from the outcome's wording: failure words win; None when it says neither."""
-    if _FAILED.search(outcome):
+    """Success from the outcome's wording: failure words win, except trouble said to be gone ("no errors",
+    "after fixing the auth error"), which counts as success; None when it says neither."""
+    rest, gone = _TROUBLE_GONE.subn(" ", outcome)
+    if _FAILED.search(rest):
         return False
-    if _WORKED.search(outcome):
+    if gone or _WORKED.search(rest):
         return True
     return None
 

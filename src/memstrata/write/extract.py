@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime, time, timezone
+from datetime import date, datetime, time, timezone
 from typing import Protocol, Sequence
 
 from ..model import Episode, speaker_label
-from ..text.timeexpr import annotate_times
+from ..text.blocks import blocks
+from ..text.timeexpr import annotate_times, find_date_range
 from ..timeutil import MONTHS
 from .slots import DESCRIBING_VERBS, describes, slot_of
 
@@ -29,7 +30,7 @@ _FUNCTION_WORDS = frozenset(
     really so sure totally definitely absolutely awesome great cool nice good glad amazing wonderful fantastic
     super happy sounds sound like love lovely appreciate know see talk chat catch soon later bye take care
     it's that's i'm you're i've you've we're what's how's there's let's can't don't didn't doesn't won't
-    isn't wasn't aren't i'll you'll i'd you'd keep going""".split()
+    isn't wasn't aren't i'll you'll i'd you'd keep going sorry congrats congratulations please dear""".split()
 )
 
 _STOP_KEYWORDS = _FUNCTION_WORDS | frozenset("one thing things lot much many way ways time times day days".split())
@@ -78,40 +79,12 @@ def _continues(part: str, nxt: str) -> bool:
     return bool(_INITIAL_START.match(nxt)) or bool(re.fullmatch(r"[A-Z][\w'’.-]*", before))
 
 
-#: A paragraph break, or a line break before a list item or a heading, ends a block of text.
-_BLOCK_BREAK = re.compile(r"\n\s*\n|\n(?=[ \t]*(?:[-*•>]|#{1,6}|\d{1,2}[.)])\s)")
-_LIST_MARKER = re.compile(r"^(?:[-*•>]|\d{1,2}[.)])\s+")
-_HEADING_MARKER = re.compile(r"^#{1,6}\s+")
-_HEADING_LINE = re.compile(r"^(#{1,6}[ \t].*)$", re.M)  # a heading ends its block at its line's end
-_EMPHASIS = re.compile(r"(\*\*|__|`)(.+?)\1")
-
-
-def _blocks(text: str) -> list[str]:
-    """Paragraphs, list items and headings of `text` as plain text (markers and emphasis taken off); a
-    short list item ("milk") joins the item or the "...:" line before it ("Shopping list: milk, eggs")."""
-    blocks: list[str] = []
-    listing = False  # the last block ends a "...:" line or a list of short items
-    for raw in _BLOCK_BREAK.split(_HEADING_LINE.sub("\\1\n", text.strip())):
-        item = bool(_LIST_MARKER.match(raw.strip()))
-        bare = _HEADING_MARKER.sub("", _LIST_MARKER.sub("", raw.strip()))
-        block = " ".join(_EMPHASIS.sub(r"\2", bare).split())
-        if not block:
-            continue
-        short = item and len(block.split()) <= 3 and not block.endswith((".", "!", "?"))
-        if blocks and short and (listing or blocks[-1].endswith(":")):
-            blocks[-1] += (" " if blocks[-1].endswith(":") else ", ") + block
-            listing = True
-        else:
-            blocks.append(block)
-            listing = False
-    return blocks
-
-
 def split_sentences(text: str) -> list[str]:
     """Sentences of a turn, block by block (paragraphs, list items); a period after an abbreviation or
-    an initial ends none, and very short fragments are joined to their neighbour."""
+    an initial ends none, and very short fragments are joined to their neighbour, except a short question
+    after a statement ("Any tips?"), which is dropped."""
     merged: list[str] = []
-    for block in _blocks(text):
+    for block in blocks(text):
         joined: list[str] = []
         for p in (p.strip() for p in _SENTENCE_END.split(block)):
             if not p:
@@ -122,6 +95,8 @@ def split_sentences(text: str) -> list[str]:
                 joined.append(p)
         for i, p in enumerate(joined):
             if i and len(p.split()) <= 2:
+                if p.endswith("?") and not merged[-1].endswith("?"):
+                    continue  # "I moved to Austin. Any tips?": the ask adds nothing and would make a question of it
                 merged[-1] = f"{merged[-1]} {p}"
             else:
                 merged.append(p)
@@ -171,7 +146,9 @@ def _person_rules(speaker: str, listener: str | None) -> list[tuple[re.Pattern[s
 
 
 #: Adverbs that may stand between a subject pronoun and its verb ("I really love ...").
-_ADVERBS = "really|also|still|just|always|never|often|usually|sometimes|totally|definitely|actually|truly|even|only"
+_ADVERBS = ("really|also|still|just|always|never|often|usually|sometimes|totally|definitely|actually|truly|even|only|"
+            "now|currently|generally|mostly|mainly|normally|typically|rarely|occasionally|finally|already|honestly|"
+            "kind of|sort of")
 #: Present-tense verbs that follow "I" or "you" and change with a third-person subject ("I love" -> "Ana loves").
 _PRESENT_VERBS = frozenset(
     """admire adore agree appreciate bake believe bet build buy call care carry collect come cook create dance
@@ -181,7 +158,8 @@ _PRESENT_VERBS = frozenset(
     support swim take talk teach tell think train travel try understand use visit volunteer wait walk want watch
     wish wonder work worry write advise ask assume bring check choose deserve doubt fear follow hold intend
     lead leave manage mention notice offer order pay prepare propose rent save sell send share sleep spend
-    suggest suppose trust wear""".split()
+    suggest suppose trust wear ride bike cycle jog commute drink avoid skip feed shop climb knit meditate ski surf
+    skate sew code host attend belong celebrate coach struggle tend lift""".split()
 )
 #: Finite forms that change with a third-person subject, after it ("you were" -> "Ben was") or before it in
 #: a question ("do you" -> "does Ben", "are you" -> "is Ben").
@@ -260,28 +238,37 @@ _RELATIONS = {
     **dict.fromkeys("friend partner boss colleague coworker neighbor neighbour cousin teacher coach roommate".split(),
                     None),
 }
-_INTRODUCED = re.compile(rf"\b(?:[Mm]y|[Oo]ur) (?:best |old |new |little |older |younger )?({'|'.join(_RELATIONS)}),? "
-                         r"([A-Z][a-z]+)\b")
-_HE_SHE = re.compile(r"^(He|She)(?:(['’]s)(?= (?:been|got|gotten|had)\b))?(['’]s)?\b")
+_INTRODUCED = re.compile(rf"\b((?:[Mm]y|[Oo]ur) (?:best |old |new |little |older |younger )?({'|'.join(_RELATIONS)}))"
+                         r"(?:,? ([A-Z][a-z]+)\b|(?![\w'’-]))")
+_HE_SHE = re.compile(r"^(?:(He|She)(?:(['’]s)(?= (?:been|got|gotten|had)\b))?(['’]s)?|(His|Her))\b")
 
 
 def last_introduced(sentence: str, before: tuple[str, str | None] | None) -> tuple[str, str | None] | None:
     """The person "he"/"she" may refer to after `sentence`, with the pronoun that fits them: the one it
-    introduces by relation and name ("My sister Ana ..."), none when it introduces several, else `before`."""
-    found = {(m.group(2), _RELATIONS[m.group(1)]) for m in _INTRODUCED.finditer(sentence)}
+    introduces by relation and name ("My sister Ana ...") or by relation alone ("my mom"), none when it
+    introduces several, else `before`."""
+    found = {(m.group(3) or m.group(1).replace("My ", "my ").replace("Our ", "our "), _RELATIONS[m.group(2)])
+             for m in _INTRODUCED.finditer(sentence)}
     if not found:
         return before
     return found.pop() if len(found) == 1 else None
 
 
 def named_pronoun(sentence: str, named: tuple[str, str | None] | None) -> str:
-    """`sentence` with an opening "He"/"She" replaced by the person the turn just introduced, when the
-    pronoun fits ("My sister Ana moved. She loves Porto." -> "Ana loves Porto.")."""
+    """`sentence` with an opening "He"/"She" (or "His"/"Her") replaced by the person the turn just introduced,
+    when the pronoun fits ("My sister Ana moved. She loves Porto." -> "Ana loves Porto.", "It's for my mom.
+    Her birthday is May 3." -> "My mom's birthday is May 3.", which person resolution makes the speaker's)."""
     m = _HE_SHE.match(sentence)
-    if not m or named is None or named[1] not in (None, m.group(1).lower()):
+    if not m or named is None:
         return sentence
+    pronoun = (m.group(1) or {"His": "he", "Her": "she"}[m.group(4)]).lower()
+    if named[1] not in (None, pronoun):
+        return sentence
+    who = named[0][:1].upper() + named[0][1:]  # "my mom" opens the sentence: "My mom"
+    if m.group(4):
+        return f"{who}'s{sentence[m.end():]}"
     verb = " has" if m.group(2) else " is" if m.group(3) else ""  # "She's been" / "She's happy"
-    return f"{named[0]}{verb}{sentence[m.end():]}"
+    return f"{who}{verb}{sentence[m.end():]}"
 
 
 def resolve_persons(sentence: str, speaker: str | None, listener: str | None) -> str:
@@ -303,8 +290,9 @@ def resolve_persons(sentence: str, speaker: str | None, listener: str | None) ->
 #: A run of capitalised words. A number inside the run belongs to the name ("Ao 26 Vegan Food Project",
 #: "Studio 54 Club"), unless it is a date's ("in May 2023 Ana moved"); one at the end does not ("met Ana 3 times").
 _NOT_A_DATE = "".join(f"(?<!{m.capitalize()})" for m in MONTHS)
+_NAME_WORD = r"(?:Dr|Mr|Mrs|Ms|Prof|St)\.(?=\s+[A-Z])|[A-ZÀ-ÖØ-Þ](?:[^\W_]|['’-])+"  # "Charité", "Dr. Lee"
 _CAPITALISED = re.compile(
-    rf"\b([A-Z][a-zA-Z'’-]+(?:(?:{_NOT_A_DATE}\s+\d+)?\s+[A-Z][a-zA-Z'’-]+)*)")
+    rf"(?<![\w'’-])((?:{_NAME_WORD})(?:(?:{_NOT_A_DATE}\s+\d+)?\s+(?:{_NAME_WORD}))*)")
 
 
 def entities_of(sentence: str, names: Sequence[str]) -> list[str]:
@@ -338,11 +326,19 @@ def keywords_of(sentence: str, limit: int = 12) -> list[str]:
 
 
 #: Openers that only connect a sentence to the conversation ("By the way, ...", "Actually I ..."):
-#: dropped from a note, which stands alone. "So", "well", "but" and "and" only before a comma,
+#: dropped from a note, which stands alone. "So", "well", "but", "and", "yes" and "no" only before a comma,
 #: since "So many came" and "Well done" start with the same words.
 _OPENER = re.compile(
-    r"^(?:(?:by the way|btw|actually|anyway|anyways|also|honestly|basically|oh|well|so|but|and|plus|besides)\s*,\s*"
-    r"|(?:by the way|btw|actually|anyway|anyways|also|honestly|basically)\s+)+",
+    r"^(?:unrelated,? but\s+"
+    r"|(?:by the way|btw|actually|anyway|anyways|also|honestly|basically|oh|well|so|but|and|plus|besides|yes|yeah|"
+    r"yep|no|nope|ok|okay|sure|right|for context|for reference|fyi|unrelated|side note|fun fact|oh and|oh and also|"
+    r"and also|ah)\s*,\s*"
+    r"|(?:by the way|btw|actually|anyway|anyways|also|honestly|basically|oh and|oh,? and also|and also|"
+    r"for context|fyi|just so you know|just fyi)\s+"
+    # "Big news:", "Update:", "Quick update -"
+    r"|(?:(?:big|good|some|exciting|quick|small|random|an?) )?(?:news|update|fyi|context|side note|fun fact|heads up)"
+    r"\s*[:—–-]\s*"
+    r")+",
     re.I,
 )
 
@@ -353,6 +349,17 @@ def without_opener(sentence: str) -> str:
     if rest == sentence or not rest:
         return sentence
     return rest[0].upper() + rest[1:]
+
+
+#: A quoted passage of several words in an assistant's turn: a draft written for the user to send ("Here is a
+#: message: 'Hi, I'm following up on my email ...'"), whose "I" is the user's, not the assistant's.
+_DRAFT = re.compile(r"[\"“][^\"“”]{40,}[\"”]|(?<![\w'’])['‘](?:[^'‘’]|(?<=\w)['’](?=\w)){40,}?[.!?]['’](?![\w'’])",
+                    re.S)
+
+
+def without_drafts(text: str) -> str:
+    """An assistant's `text` without the drafts it quotes for the user (they say nothing of the assistant)."""
+    return _DRAFT.sub(" (a draft). ", text)
 
 
 def statements(text: str, names: Sequence[str]) -> list[str]:
@@ -379,9 +386,9 @@ class RuleExtractor:
         lowered = {w.lower() for n in names for w in _WORD.findall(n)}  # words of names are not content
         for ep in episodes:
             speaker = ep.speaker or default_name(ep)
-            listener = _listener(speaker, participants, last_other)
+            listener = addressee(ep.content, speaker, names) or _listener(speaker, participants, last_other)
             named: tuple[str, str | None] | None = None  # the last "my sister Ana" of this turn
-            for sentence in statements(ep.content, names):
+            for sentence in statements(without_drafts(ep.content) if ep.role == "assistant" else ep.content, names):
                 sentence = named_pronoun(sentence, named)
                 named = last_introduced(sentence, named)
                 resolved = resolve_persons(sentence, speaker, listener)
@@ -402,9 +409,9 @@ class RuleExtractor:
                 if speaker and speaker.lower() not in annotated.lower():
                     annotated = f"{speaker[:1].upper()}{speaker[1:]}: {annotated}"
                 event_time = ep.event_time
-                day_mentions = [m for m in mentions if m.is_day]
-                if day_mentions:
-                    event_time = datetime.combine(day_mentions[0].first, time(12, 0), tzinfo=timezone.utc)
+                day = next((m.first for m in mentions if m.is_day), None) or named_day(resolved, ep.event_time)
+                if day:  # the note happened on the day it names: "yesterday", "on March 30", "for 2024-05-03"
+                    event_time = datetime.combine(day, time(12, 0), tzinfo=timezone.utc)
                 if speaker:  # the speaker first: the note is their statement
                     ents = [speaker] + [e for e in ents if e != speaker]
                 drafts.append(
@@ -427,9 +434,30 @@ class RuleExtractor:
         return drafts
 
 
+def named_day(sentence: str, said: datetime) -> date | None:
+    """The one day a sentence names by its date ("on March 30": the last one before `said` in the past tense,
+    the next one for what is to come; "2024-05-03"), if it names exactly one day."""
+    window = find_date_range(sentence, said)
+    return window[0] if window and window[0] == window[1] else None
+
+
 def default_name(ep: Episode) -> str | None:
     """Who "I" is when a message names no speaker: the user for user turns, the assistant for the agent's."""
     return speaker_label(ep.role, None)
+
+
+def addressee(text: str, speaker: str | None, names: Sequence[str]) -> str | None:
+    """The participant a turn calls by name ("Lena, you still have ...", "Hey Tom, ...", "... right, Lena?"):
+    whom its "you" means in a group. None when it names no one else that way, or several."""
+    others = [n for n in names if n and n != speaker]
+    if not others:
+        return None
+    alternatives = "|".join(re.escape(n) for n in sorted(others, key=len, reverse=True))
+    called = re.findall(
+        rf"(?:^|[.!?]\s+)(?:(?:hey|hi|hello|thanks|thank you|ok|okay|oh|so|well|yes|yeah|no|sorry|congrats),?\s+)?"
+        rf"({alternatives})\s*,|,\s*({alternatives})\s*[.!?]", text, flags=re.I)
+    found = {next(n for n in others if n.lower() == (a or b).lower()) for a, b in called}
+    return found.pop() if len(found) == 1 else None
 
 
 def _listener(speaker: str | None, participants: Sequence[str], last_other: dict[str, str]) -> str | None:
