@@ -877,3 +877,15 @@ def test_a_draft_the_assistant_quotes_for_the_user_makes_no_note_about_the_assis
     notes = [d.content for d in RuleExtractor().extract(episodes, [USER_LABEL, ASSISTANT_LABEL])]
     assert notes == ["The assistant: Here's a message the user can send: (a draft).",
                      "The assistant also suggests keeping photos of the leak as evidence."], notes
+
+
+def test_a_statement_that_opens_a_question_is_a_note_of_its_own(memory: Memory):
+    """"I live in Denver, so is altitude a thing?" says where the user lives: a fact with its slot, which a
+    later move supersedes; the question part stays a question."""
+    memory.add([{"role": "user", "content": "I live in Denver, so I guess altitude is a thing for running?"}],
+               user_id="u", timestamp="2024-01-05")
+    memory.add([{"role": "user", "content": "We moved to Austin in March. Any tips?"}], user_id="u", timestamp="2024-04-01")
+    notes = {n.content: n for n in memory.list(user_id="u", layers=[1], limit=50).items}
+    denver = notes["The user lives in Denver."]
+    assert denver.kind == "fact" and denver.slot == "the user|lives_in" and denver.status == "superseded"
+    assert notes["The user guesses altitude is a thing for running?"].kind == "question"
