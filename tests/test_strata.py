@@ -852,6 +852,8 @@ def test_more_ways_to_say_a_new_job_age_or_budget_take_the_slot():
                        ("The user left Brightline and joined Northwind Health.", "the user|works_at"),
                        ("The user has bumped the user's budget up to $2000.", "the user|budget"),
                        ("The user left the party and joined Tom.", None),
+                       ("The user: Our rent went up to $1,990 starting this month.", "the user|rent"),
+                       ("The user just started the user's new role as a product manager.", "the user|job"),
                        ("The user got a job offer from Globex.", None), ("The user and Tom work at Google.", None)]:
         assert slot_of(text, [USER_LABEL]) == slot, text
 
@@ -877,6 +879,14 @@ def test_a_draft_the_assistant_quotes_for_the_user_makes_no_note_about_the_assis
     notes = [d.content for d in RuleExtractor().extract(episodes, [USER_LABEL, ASSISTANT_LABEL])]
     assert notes == ["The assistant: Here's a message the user can send: (a draft).",
                      "The assistant also suggests keeping photos of the leak as evidence."], notes
+    letter = ("Here's a draft:\n\n**Subject:** Refund\n\nHi Sam,\n\nI'm writing about my order 1234, which arrived "
+              "broken. I'd appreciate a refund this week.\n\nThanks so much,\n[Your name]\n\n"
+              "I'd keep it short and send it before Friday.")
+    episodes = [Episode(id="ep_2", user_id="u", role="assistant", content=letter, event_time=MON, created_at=MON,
+                        updated_at=MON)]
+    notes = [d.content for d in RuleExtractor().extract(episodes, [USER_LABEL, ASSISTANT_LABEL])]
+    assert not any("order 1234" in n or "refund" in n for n in notes), notes
+    assert any("send it before Friday" in n for n in notes), notes
 
 
 def test_a_statement_that_opens_a_question_is_a_note_of_its_own(memory: Memory):

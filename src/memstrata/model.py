@@ -152,6 +152,15 @@ def speaker_label(role: str | None, speaker: str | None) -> str | None:
     return None
 
 
+_SPEAKER_PREFIX = re.compile(r"^(?:[Tt]he (?:user|assistant)|[\w'’-]+): ")
+
+
+def without_speaker(text: str) -> str:
+    """A note's statement without the "Speaker: " a note opens with when it does not name its speaker
+    ("Ana: It was great.", "The user: Our rent went up.")."""
+    return _SPEAKER_PREFIX.sub("", text.strip())
+
+
 def embedding_text(speaker: str | None, content: str) -> str:
     """``"Speaker: content"``, or the content alone when there is no speaker."""
     return f"{speaker}: {content}" if speaker else content

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from ..ids import new_id
-from ..model import ProfileFact, text_hash
+from ..model import ProfileFact, text_hash, without_speaker
 from .runner import OrganiseContext
 from .topics import load_layer
 
@@ -39,7 +39,7 @@ _PASSING = re.compile(r"^{s} is going to\b|\((?:the (?:week|weekend) of )?\d{1,2
 
 def durable_kind(text: str, subject: str) -> str | None:
     """Which kind of lasting fact `text` states about `subject`, if any (none for what is only passing)."""
-    body = re.sub(r"^[\w'’-]+: ", "", text.strip())
+    body = without_speaker(text)
     if re.search(_PASSING.pattern.replace("{s}", re.escape(subject)), body, re.I):
         return None
     for kind, pattern in _DURABLE:

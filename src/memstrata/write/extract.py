@@ -357,9 +357,22 @@ _DRAFT = re.compile(r"[\"“][^\"“”]{40,}[\"”]|(?<![\w'’])['‘](?:[^'�
                     re.S)
 
 
+#: A letter the assistant writes out for the user: from a "Subject:" line or a greeting line ("Hi Sam,", "Dear
+#: team,") to the name after its sign-off ("Thanks so much,\n[Your name]"), or to the end.
+_LETTER_START = re.compile(r"^[ \t]*(?:\*\*)?subject:.*$|^[ \t]*(?:dear|hi|hello|hey)\b[^\n,]{0,40},[ \t]*$", re.I | re.M)
+_SIGN_OFF = re.compile(r"^[ \t]*(?:thanks(?: so much| again| a lot)?|thank you|best(?: regards| wishes)?|kind regards|regards|"
+                       r"sincerely|cheers|warmly|all the best|yours(?: truly| sincerely)?),?[ \t]*\n[^\n]*$", re.I | re.M)
+
+
 def without_drafts(text: str) -> str:
-    """An assistant's `text` without the drafts it quotes for the user (they say nothing of the assistant)."""
-    return _DRAFT.sub(" (a draft). ", text)
+    """An assistant's `text` without the drafts it writes for the user, quoted or set out as a letter (their
+    "I" is the user's, and they say nothing of the assistant)."""
+    text = _DRAFT.sub(" (a draft). ", text)
+    start = _LETTER_START.search(text)
+    if start is None:
+        return text
+    end = _SIGN_OFF.search(text, start.end())
+    return text[: start.start()] + "(a draft).\n\n" + (text[end.end():] if end else "")
 
 
 def statements(text: str, names: Sequence[str]) -> list[str]:

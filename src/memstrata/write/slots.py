@@ -12,6 +12,8 @@ from __future__ import annotations
 import re
 from typing import Sequence
 
+from ..model import without_speaker
+
 _NAME = r"(?P<s>[Tt]he (?:user|assistant)|[\w'’-]+(?: [A-Z][\w'’-]+)?)"
 #: Attributes with one value at a time, named after an owner: "Ana's address is ...", "Ana raised her budget".
 _ATTRS = ("address|email|e-mail|phone number|phone|birthday|job|partner|boyfriend|girlfriend|husband|wife|hometown|"
@@ -32,6 +34,8 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(rf"^{_NAME} (?:just |recently |has )*accepted (?:a |an |the )?(?:job )?offer (?:at|with|from)\b"),
      "works_at"),
     (re.compile(rf"^{_NAME} (?:now |currently )?(?:works|is working) as\b"), "job"),
+    (re.compile(rf"^{_NAME} (?:just |recently |has )*(?:started|starts|is starting|took|got|landed) "
+                r"(?:(?:the )?[\w'’]+['’]s |a |an |the )?(?:new )?(?:job|role|position) as\b"), "job"),
     # a change of job said as what one is now: "Ana is now a nurse practitioner at Riverside Clinic"
     (re.compile(rf"^{_NAME} is now an? (?:[\w-]+ ){{1,3}}(?:at|for|with)\b"), "job"),
     (re.compile(rf"^{_NAME} is (?:now )?\d+ years old\b"), "age"),
@@ -42,6 +46,9 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
      "attr"),
     (re.compile(
         rf"^{_NAME}['’]s (?:new |current )?(?P<a>{_ATTRS}) (?:is|was changed to)\b"), "attr"),
+    (re.compile(rf"^{_NAME}['’]s (?P<a>{_ATTRS}) (?:(?:just |has |have )?(?:went|gone|goes|is going) (?:up|down)|rose|"
+                r"has risen|dropped|fell|increased|decreased|changed|was (?:raised|increased|cut|lowered|reduced)) "
+                r"(?:to|from|by)\b"), "attr"),
 ]
 
 
@@ -59,7 +66,7 @@ DESCRIBING_VERBS = frozenset(
 
 def describes(text: str, subjects: Sequence[str]) -> bool:
     """Whether `text` says who one of `subjects` is, or what they have or like (see `_DESCRIBES`)."""
-    body = re.sub(r"^[\w'’-]+: ", "", text.strip())
+    body = without_speaker(text)
     m = _DESCRIBES.match(body)
     return bool(m) and m.group("s").lower() in {s.lower() for s in subjects} and not body.endswith("!")
 
@@ -88,10 +95,12 @@ def slot_of(text: str, subjects: Sequence[str]) -> str | None:
     Only statements whose subject is one of `subjects` (the scope's participants) get a slot; a
     statement opening with "We" is taken as the first subject's (the speaker's).
     """
-    body = re.sub(r"^[\w'’-]+: ", "", text.strip())  # drop a "Speaker: " prefix
+    body = without_speaker(text)
     body = _SINCE.sub("", body)  # "Now the user's commute is ..."
     if subjects and body.startswith("We "):  # "We moved to Porto": the speaker did (a home is shared)
         body = f"{subjects[0]} {body[3:]}"
+    elif subjects and body.startswith("Our "):  # "Our rent went up": the speaker's
+        body = f"{subjects[0]}'s {body[4:]}"
     body = _with_partner(body, subjects)
     allowed = {s.lower() for s in subjects}
     for pattern, kind in _PATTERNS:
