@@ -899,3 +899,19 @@ def test_a_statement_that_opens_a_question_is_a_note_of_its_own(memory: Memory):
     denver = notes["The user lives in Denver."]
     assert denver.kind == "fact" and denver.slot == "the user|lives_in" and denver.status == "superseded"
     assert notes["The user guesses altitude is a thing for running?"].kind == "question"
+
+
+def test_a_longer_search_extends_a_shorter_one_and_never_reorders_it(memory: Memory):
+    """search(limit=N) for N above the recipe's candidates starts with the hits of a search `candidates` deep,
+    in their order: reading the retrievers deeper adds hits after them, it does not reshuffle the top."""
+    when = datetime(2024, 1, 1, 9, tzinfo=timezone.utc)
+    topics = ["hiking", "cooking", "painting", "running", "reading", "gardening", "cycling", "chess"]
+    for i in range(130):
+        memory.add([{"role": "user", "content": f"I spent day {i} on {topics[i % 8]} with friend number {i % 13}."}],
+                   user_id="u", timestamp=when + timedelta(hours=i))
+    question = "What did I do with friend number 3 while hiking?"
+    depth = PRESETS["hybrid"].candidates
+    short = [h.id for h in memory.search(question, user_id="u", limit=depth, reinforce=False)]
+    long = [h.id for h in memory.search(question, user_id="u", limit=3 * depth, reinforce=False)]
+    assert len(short) == depth and len(long) > depth and long[:depth] == short
+    assert len(set(long)) == len(long)

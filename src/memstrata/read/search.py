@@ -13,6 +13,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Sequence
 
+import numpy as np
+
 from ..embed.base import Embedder
 from ..model import Record, Scope, SearchFilters, SearchHit, speaker_label
 from ..store.base import Store
@@ -137,24 +139,47 @@ def retrieve(
 ) -> list[SearchHit]:
     """Candidates from each retriever, fused by reciprocal rank, rescored, top `limit` as hits.
 
-    `reference` is when the query is asked: "last week" in it means the week before then."""
+    `reference` is when the query is asked: "last week" in it means the week before then. A `limit` above the
+    recipe's `candidates` extends the list it gives at `candidates`, never reorders it: the first `candidates`
+    hits are those of a search that deep, and the rest come from reading every retriever `limit` deep."""
     plan = analyse(query, participants, reference, scope.user_id)
     filters = _layer_filters(filters, recipe)
+    uses = set(recipe.retrievers)
+    vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time", "preferences"} else None
+    head = _ranked(store, embedder.name, vector, plan, scope, filters, min(limit, recipe.candidates), recipe, reference)
+    if limit <= recipe.candidates:
+        return head
+    seen = {h.id for h in head}
+    deeper = _ranked(store, embedder.name, vector, plan, scope, filters, limit, recipe, reference)
+    return head + [h for h in deeper if h.id not in seen][: limit - len(head)]
+
+
+def _ranked(
+    store: Store,
+    model: str,
+    vector: np.ndarray | None,
+    plan: QueryPlan,
+    scope: Scope,
+    filters: SearchFilters,
+    limit: int,
+    recipe: Recipe,
+    reference: datetime | None,
+) -> list[SearchHit]:
+    """`retrieve` with every retriever read `max(candidates, limit)` deep."""
     depth = max(recipe.candidates, limit)
     uses = set(recipe.retrievers)
     rankings: dict[str, list[str]] = {}
     if "bm25" in uses:
         terms = plan.terms if recipe.match_names else plan.topic_terms()
         rankings["bm25"] = [i for i, _ in store.lexical_search(terms, scope, filters, depth)]
-    vector = embedder.embed([query])[0] if uses & {"dense", "tree", "time", "preferences"} else None
     if "dense" in uses:
-        rankings["dense"] = [i for i, _ in store.vector_search(vector, embedder.name, scope, filters, depth)]
+        rankings["dense"] = [i for i, _ in store.vector_search(vector, model, scope, filters, depth)]
     if "time" in uses:
-        rankings["time"] = time_window(store, embedder.name, vector, plan, scope, filters, depth)
+        rankings["time"] = time_window(store, model, vector, plan, scope, filters, depth)
     if "preferences" in uses and plan.asks_suggestion:
-        rankings["preferences"] = preferences(store, embedder.name, vector, plan, scope, filters)
+        rankings["preferences"] = preferences(store, model, vector, plan, scope, filters)
     if "tree" in uses:
-        rankings["tree"] = tree_descent(store, embedder.name, vector, scope, filters, depth)
+        rankings["tree"] = tree_descent(store, model, vector, scope, filters, depth)
     if "graph" in uses:
         first = reciprocal_rank_fusion(rankings, k=recipe.rrf_k, weights=recipe.weights)
         rankings["graph"] = graph_walk(store, [i for i, _, _ in first[: recipe.graph_seeds]], scope, depth)
