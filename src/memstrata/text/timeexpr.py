@@ -282,8 +282,7 @@ def _resolve_tensed(kind: str, match: re.Match[str], ref: date, tense: str | Non
         if tense is None:
             return None
         mo = _month_index(match.group(2))
-        y = _month_year(mo, ref, tense)
-        return fmt_month(y, mo), date(y, mo, 1), month_end(y, mo)
+        return _unit_window(date(_month_year(mo, ref, tense), mo, 1), "month")
     # the weekday before the reference day (last), or after it (next); "on Saturday": before in a sentence
     # about the past, after in one about what is to come (on that very weekday: a week before or after),
     # none without a tense
@@ -330,11 +329,9 @@ def _resolve(kind: str, match: re.Match[str], ref: date, tense: str | None = Non
     if kind in ("last_week", "next_week", "this_week"):
         return _week(ref + timedelta(days={"last_week": -7, "next_week": 7, "this_week": 0}[kind]))
     if kind in ("last_month", "next_month", "this_month"):
-        y, m = _add_months(ref, {"last_month": -1, "next_month": 1, "this_month": 0}[kind])
-        return fmt_month(y, m), date(y, m, 1), month_end(y, m)
+        return _unit_window(_shift(ref, "month", {"last_month": -1, "next_month": 1, "this_month": 0}[kind]), "month")
     if kind in ("last_year", "next_year", "this_year"):
-        y = ref.year + {"last_year": -1, "next_year": 1, "this_year": 0}[kind]
-        return str(y), date(y, 1, 1), date(y, 12, 31)
+        return _unit_window(_shift(ref, "year", {"last_year": -1, "next_year": 1, "this_year": 0}[kind]), "year")
     if kind in ("last_season", "other_season"):
         return _resolve_season(match.group(1).lower(), match.group(2).lower(), ref)
     return None
@@ -433,7 +430,7 @@ def _month_window(year: int, month: int, part: str | None = None) -> tuple[date,
     """All of a month, or its early, mid or late part."""
     lo, hi = _PART_DAYS.get((part or "").lower(), (1, 31))
     end = month_end(year, month)
-    return date(year, month, lo), min(date(year, month, min(hi, end.day)), end)
+    return date(year, month, lo), date(year, month, min(hi, end.day))
 
 
 def _week_of_month(m: re.Match[str], ref: date | None, tense: str | None) -> tuple[date, date] | None:
